@@ -1,0 +1,1 @@
+"""Code shared by every UCoder service: config, bus, gRPC bootstrap, metrics, logging, protos."""

@@ -1,0 +1,193 @@
+from ucoder_common.pb import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Stage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STAGE_UNSPECIFIED: _ClassVar[Stage]
+    STAGE_PROBLEMS: _ClassVar[Stage]
+    STAGE_TESTS: _ClassVar[Stage]
+    STAGE_SAMPLING: _ClassVar[Stage]
+    STAGE_EXECUTION: _ClassVar[Stage]
+    STAGE_CLUSTERING: _ClassVar[Stage]
+    STAGE_TRAINING: _ClassVar[Stage]
+
+class IterationPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ITERATION_PHASE_UNSPECIFIED: _ClassVar[IterationPhase]
+    ITERATION_PHASE_RUNNING: _ClassVar[IterationPhase]
+    ITERATION_PHASE_COMPLETED: _ClassVar[IterationPhase]
+    ITERATION_PHASE_FAILED: _ClassVar[IterationPhase]
+    ITERATION_PHASE_CANCELLED: _ClassVar[IterationPhase]
+STAGE_UNSPECIFIED: Stage
+STAGE_PROBLEMS: Stage
+STAGE_TESTS: Stage
+STAGE_SAMPLING: Stage
+STAGE_EXECUTION: Stage
+STAGE_CLUSTERING: Stage
+STAGE_TRAINING: Stage
+ITERATION_PHASE_UNSPECIFIED: IterationPhase
+ITERATION_PHASE_RUNNING: IterationPhase
+ITERATION_PHASE_COMPLETED: IterationPhase
+ITERATION_PHASE_FAILED: IterationPhase
+ITERATION_PHASE_CANCELLED: IterationPhase
+
+class IterationSpec(_message.Message):
+    __slots__ = ("num_problems", "tests_per_problem", "samples_per_problem", "rho", "tau", "temperature", "max_tokens", "signature_mode", "model", "train_epochs")
+    NUM_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    TESTS_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    RHO_FIELD_NUMBER: _ClassVar[int]
+    TAU_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_MODE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    num_problems: int
+    tests_per_problem: int
+    samples_per_problem: int
+    rho: float
+    tau: int
+    temperature: float
+    max_tokens: int
+    signature_mode: _common_pb2.SignatureMode
+    model: str
+    train_epochs: int
+    def __init__(self, num_problems: _Optional[int] = ..., tests_per_problem: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., model: _Optional[str] = ..., train_epochs: _Optional[int] = ...) -> None: ...
+
+class ProblemState(_message.Message):
+    __slots__ = ("problem", "stage_done", "error", "tests", "candidates", "results", "selection", "sampler_adapter")
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    STAGE_DONE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_FIELD_NUMBER: _ClassVar[int]
+    SAMPLER_ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    problem: _common_pb2.Problem
+    stage_done: Stage
+    error: str
+    tests: _containers.RepeatedCompositeFieldContainer[_common_pb2.TestCase]
+    candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
+    results: _containers.RepeatedCompositeFieldContainer[_common_pb2.CandidateResult]
+    selection: _common_pb2.Selection
+    sampler_adapter: str
+    def __init__(self, problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., stage_done: _Optional[_Union[Stage, str]] = ..., error: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[_common_pb2.CandidateResult, _Mapping]]] = ..., selection: _Optional[_Union[_common_pb2.Selection, _Mapping]] = ..., sampler_adapter: _Optional[str] = ...) -> None: ...
+
+class StageStats(_message.Message):
+    __slots__ = ("stage", "done", "total", "failed", "started_unix_ms", "finished_unix_ms")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    stage: Stage
+    done: int
+    total: int
+    failed: int
+    started_unix_ms: int
+    finished_unix_ms: int
+    def __init__(self, stage: _Optional[_Union[Stage, str]] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., failed: _Optional[int] = ..., started_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ...) -> None: ...
+
+class Iteration(_message.Message):
+    __slots__ = ("iteration_id", "spec", "phase", "stage", "model_version_in", "model_version_out", "stages", "created_unix_ms", "finished_unix_ms", "error", "problems", "problems_generated", "problems_rejected", "tests_kept", "candidates", "executions", "selected")
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_IN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_OUT_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_GENERATED_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    TESTS_KEPT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    spec: IterationSpec
+    phase: IterationPhase
+    stage: Stage
+    model_version_in: int
+    model_version_out: _common_pb2.ModelVersion
+    stages: _containers.RepeatedCompositeFieldContainer[StageStats]
+    created_unix_ms: int
+    finished_unix_ms: int
+    error: str
+    problems: _containers.RepeatedCompositeFieldContainer[ProblemState]
+    problems_generated: int
+    problems_rejected: int
+    tests_kept: int
+    candidates: int
+    executions: int
+    selected: int
+    def __init__(self, iteration_id: _Optional[str] = ..., spec: _Optional[_Union[IterationSpec, _Mapping]] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., model_version_in: _Optional[int] = ..., model_version_out: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[ProblemState, _Mapping]]] = ..., problems_generated: _Optional[int] = ..., problems_rejected: _Optional[int] = ..., tests_kept: _Optional[int] = ..., candidates: _Optional[int] = ..., executions: _Optional[int] = ..., selected: _Optional[int] = ...) -> None: ...
+
+class ProgressEvent(_message.Message):
+    __slots__ = ("iteration_id", "unix_ms", "stage", "done", "total", "failed", "phase", "message")
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    unix_ms: int
+    stage: Stage
+    done: int
+    total: int
+    failed: int
+    phase: IterationPhase
+    message: str
+    def __init__(self, iteration_id: _Optional[str] = ..., unix_ms: _Optional[int] = ..., stage: _Optional[_Union[Stage, str]] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., failed: _Optional[int] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class StartIterationRequest(_message.Message):
+    __slots__ = ("spec",)
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    spec: IterationSpec
+    def __init__(self, spec: _Optional[_Union[IterationSpec, _Mapping]] = ...) -> None: ...
+
+class GetIterationRequest(_message.Message):
+    __slots__ = ("iteration_id", "include_problems")
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    include_problems: bool
+    def __init__(self, iteration_id: _Optional[str] = ..., include_problems: _Optional[bool] = ...) -> None: ...
+
+class ListIterationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListIterationsResponse(_message.Message):
+    __slots__ = ("iterations",)
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    iterations: _containers.RepeatedCompositeFieldContainer[Iteration]
+    def __init__(self, iterations: _Optional[_Iterable[_Union[Iteration, _Mapping]]] = ...) -> None: ...
+
+class WatchIterationRequest(_message.Message):
+    __slots__ = ("iteration_id",)
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    def __init__(self, iteration_id: _Optional[str] = ...) -> None: ...
+
+class CancelIterationRequest(_message.Message):
+    __slots__ = ("iteration_id",)
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    def __init__(self, iteration_id: _Optional[str] = ...) -> None: ...

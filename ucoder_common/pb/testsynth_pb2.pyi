@@ -1,0 +1,44 @@
+from ucoder_common.pb import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SynthesizeTestsRequest(_message.Message):
+    __slots__ = ("iteration_id", "problem", "count", "model_version", "temperature", "max_tokens", "max_rounds")
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    problem: _common_pb2.Problem
+    count: int
+    model_version: int
+    temperature: float
+    max_tokens: int
+    max_rounds: int
+    def __init__(self, iteration_id: _Optional[str] = ..., problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., count: _Optional[int] = ..., model_version: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., max_rounds: _Optional[int] = ...) -> None: ...
+
+class SynthesizeTestsResponse(_message.Message):
+    __slots__ = ("iteration_id", "problem_id", "tests", "generated", "rejected", "duplicates", "error")
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    problem_id: str
+    tests: _containers.RepeatedCompositeFieldContainer[_common_pb2.TestCase]
+    generated: int
+    rejected: int
+    duplicates: int
+    error: str
+    def __init__(self, iteration_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., generated: _Optional[int] = ..., rejected: _Optional[int] = ..., duplicates: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
