@@ -1,0 +1,354 @@
+"""Host side of candidate execution: sandbox backends and a pool of long-lived sandboxes.
+
+Each pool slot is one long-lived sandbox process running ``harness.py`` (see its docstring for the
+wire protocol). Starting a gVisor sandbox costs about a second, so candidates never get their own
+sandbox: the harness forks a child per candidate inside it, and the slot is recycled after
+``recycle_after`` candidates or whenever the protocol breaks.
+
+Backends (isolation level is explicit configuration, DESIGN.md section 4):
+
+* ``gvisor``  - ``runsc --root=<tmp> --network=none do -quiet ...``: own kernel, no network,
+  read-only host filesystem with a tmpfs overlay, own pid namespace.
+* ``bwrap``   - bubblewrap: own pid/net/ipc/uts namespaces, read-only ``/``, private ``/tmp``.
+* ``process`` - a plain subprocess with per-candidate limits only; for pods that already run under
+  ``runtimeClassName: gvisor``.
+
+Outcome taxonomy: a run either returns one :class:`TestOutcome` per input (the candidate's
+behaviour, whatever it was) or raises :class:`SandboxError` (the sandbox broke; retry).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import collections
+import contextlib
+import enum
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.executor.harness import SETUP_SLACK_S, TEST_SLACK_S, canonical_digest
+
+HARNESS_PATH = Path(__file__).with_name("harness.py")
+STARTUP_TIMEOUT_S = 30.0
+"""How long a new sandbox may take to report ready."""
+RESPONSE_MARGIN_S = 10.0
+"""Extra time on top of the harness's own per-test deadlines before the host gives up on it."""
+STOP_GRACE_S = 2.0
+STREAM_LIMIT = 64 << 20
+"""Largest protocol frame the host accepts from a harness."""
+
+KINDS = frozenset({"returned", "raised", "timeout", "memory", "output_limit", "compile_error", "crashed"})
+
+
+class Backend(enum.StrEnum):
+    GVISOR = "gvisor"
+    BWRAP = "bwrap"
+    PROCESS = "process"
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """What one candidate did on one test input."""
+
+    __test__ = False  # not a pytest test class
+
+    kind: str
+    """returned | raised | timeout | memory | output_limit | compile_error | crashed"""
+    value_digest: str = ""
+    """canonical_digest of the returned value (kind == "returned")."""
+    exception_type: str = ""
+    """Exception class name for raised/compile_error; ``signal:NAME``/``exit:N`` for crashed."""
+    value_repr: str = ""
+    """Truncated repr of the returned value or the exception (at most 200 characters)."""
+    duration_ms: float = 0.0
+
+
+class SandboxError(Exception):
+    """Infrastructure failure (not the candidate's fault); callers retry."""
+
+
+def outcome_passed(outcome: TestOutcome, expected_literal: str) -> bool:
+    """True when the candidate returned a value canonically equal to ``expected_literal``."""
+    if outcome.kind != "returned":
+        return False
+    return canonical_digest(ast.literal_eval(expected_literal)) == outcome.value_digest
+
+
+def _command(backend: Backend, python: str, state_dir: str) -> list[str]:
+    harness = [python, "-u", "-I", str(HARNESS_PATH)]
+    if backend is Backend.GVISOR:
+        runsc = shutil.which("runsc")
+        if runsc is None:
+            raise SandboxError("backend gvisor: runsc not found on PATH")
+        return [runsc, f"--root={state_dir}", "--network=none", "do", "-quiet", *harness, "--isolated"]
+    if backend is Backend.BWRAP:
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise SandboxError("backend bwrap: bwrap not found on PATH")
+        if os.getuid() == 0:
+            # As root, skip the user namespace so the harness can still drop candidates to nobody.
+            ns = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+            ns += [
+                a for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL") for a in ("--cap-add", cap)
+            ]
+        else:
+            ns = ["--unshare-all"]
+        fs = ["--ro-bind", "/", "/", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+        return [bwrap, *ns, "--die-with-parent", "--new-session", *fs, *harness, "--isolated"]
+    return harness
+
+
+class _Sandbox:
+    """One long-lived harness process."""
+
+    def __init__(self, backend: Backend, python: str) -> None:
+        self.backend = backend
+        self.python = python
+        self.proc: asyncio.subprocess.Process | None = None
+        self.runs = 0
+        self._tmp: str | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=20)
+        self._stderr_task: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def _stderr_tail(self) -> str:
+        return " | ".join(self._stderr)[-2000:]
+
+    async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self._stderr.append(line.decode("utf-8", "replace").rstrip())
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.kill()  # also on cancellation: never leak a half-started sandbox
+            raise
+
+    async def _start(self) -> None:
+        await self.kill()
+        self._tmp = tempfile.mkdtemp(prefix=f"ucoder-sbx-{self.backend}-")
+        state_dir = os.path.join(self._tmp, "state")
+        os.mkdir(state_dir)
+        cmd = _command(self.backend, self.python, state_dir)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TMPDIR": self._tmp}
+        self.runs = 0
+        self._stderr.clear()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=self._tmp,
+                env=env,
+                start_new_session=True,
+                limit=STREAM_LIMIT,
+            )
+        except OSError as exc:
+            raise SandboxError(f"backend {self.backend}: cannot start {cmd[0]}: {exc}") from exc
+        assert self.proc.stderr is not None
+        self._stderr_task = asyncio.create_task(self._drain_stderr(self.proc.stderr))
+        try:
+            hello = await self._read_frame(STARTUP_TIMEOUT_S)
+        except SandboxError as exc:
+            raise SandboxError(f"backend {self.backend}: sandbox did not start: {exc}") from exc
+        if hello.get("ready") is not True:
+            raise SandboxError(f"backend {self.backend}: unexpected hello {hello!r}")
+
+    async def _read_frame(self, timeout: float) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        except TimeoutError as exc:
+            raise SandboxError(f"no answer within {timeout:.1f}s; stderr: {self._stderr_tail()}") from exc
+        except (ValueError, asyncio.LimitOverrunError) as exc:
+            raise SandboxError(f"oversized frame: {exc}") from exc
+        if not line:
+            if self._stderr_task is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+            raise SandboxError(f"sandbox exited; stderr: {self._stderr_tail()}")
+        try:
+            frame = json.loads(line)
+        except ValueError as exc:
+            raise SandboxError(f"malformed frame {line[:200]!r}") from exc
+        if not isinstance(frame, dict):
+            raise SandboxError(f"malformed frame {line[:200]!r}")
+        return frame
+
+    async def request(self, req: dict[str, Any], timeout: float) -> list[TestOutcome]:
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(req).encode() + b"\n")
+            await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise SandboxError(f"sandbox stdin closed; stderr: {self._stderr_tail()}") from exc
+        frame = await self._read_frame(timeout)
+        if "error" in frame:
+            raise SandboxError(f"harness rejected the request: {frame['error']}")
+        raw = frame.get("outcomes")
+        if not isinstance(raw, list) or len(raw) != len(req["inputs"]):
+            raise SandboxError("harness answered with the wrong number of outcomes")
+        self.runs += 1
+        try:
+            return [_to_outcome(o) for o in raw]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SandboxError(f"malformed outcome: {exc}") from exc
+
+    async def stop(self) -> None:
+        """Closes stdin (the harness exits on EOF), then kills what is left."""
+        if self.proc is not None and self.proc.stdin is not None and self.proc.returncode is None:
+            self.proc.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.proc.wait(), STOP_GRACE_S)
+        await self.kill()
+
+    async def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # runsc, gofer and sandbox share the session
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stderr_task
+            self._stderr_task = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+def _to_outcome(raw: Any) -> TestOutcome:
+    if not isinstance(raw, dict) or raw.get("kind") not in KINDS:
+        raise ValueError(f"bad outcome {raw!r:.200}")
+    return TestOutcome(
+        kind=raw["kind"],
+        value_digest=str(raw.get("value_digest", "")),
+        exception_type=str(raw.get("exception_type", "")),
+        value_repr=str(raw.get("value_repr", "")),
+        duration_ms=float(raw.get("duration_ms", 0.0)),
+    )
+
+
+class SandboxPool:
+    """``size`` long-lived sandboxes of one backend; ``run`` executes one candidate on a free one."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        size: int,
+        python: str = sys.executable,
+        default_timeout_s: float = 2.0,
+        default_memory_mb: int = 512,
+        recycle_after: int = 200,
+    ) -> None:
+        if size < 1:
+            raise ValueError("size must be >= 1")
+        if recycle_after < 1:
+            raise ValueError("recycle_after must be >= 1")
+        self.backend = Backend(backend)
+        self.size = size
+        self.python = python
+        self.default_timeout_s = default_timeout_s
+        self.default_memory_mb = default_memory_mb
+        self.recycle_after = recycle_after
+        self._all: list[_Sandbox] = []
+        self._idle: asyncio.Queue[_Sandbox] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def start(self) -> None:
+        """Starts ``size`` sandboxes; raises SandboxError if the backend cannot start."""
+        self._all = [_Sandbox(self.backend, self.python) for _ in range(self.size)]
+        results = await asyncio.gather(*(sb.start() for sb in self._all), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self.close()
+            if isinstance(errors[0], SandboxError):
+                raise errors[0]
+            raise SandboxError(f"backend {self.backend}: {errors[0]!r}") from errors[0]
+        for sb in self._all:
+            self._idle.put_nowait(sb)
+
+    async def run(
+        self,
+        code: str,
+        entry_point: str,
+        inputs: list[str],
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+    ) -> list[TestOutcome]:
+        """Runs ``code``'s ``entry_point`` on each input (a Python literal tuple string).
+
+        Returns one outcome per input, in order. Raises ValueError for an invalid request (e.g. an
+        input that is not a literal) and SandboxError when the sandbox broke (it is restarted).
+        """
+        if self._closed or not self._all:
+            raise SandboxError("pool is not started")
+        for text in inputs:
+            ast.literal_eval(text)  # ValueError/SyntaxError: the caller's input is not a literal
+        timeout = self.default_timeout_s if timeout_s is None else float(timeout_s)
+        memory = self.default_memory_mb if memory_mb is None else int(memory_mb)
+        req: dict[str, Any] = {
+            "code": code,
+            "entry_point": entry_point,
+            "inputs": list(inputs),
+            "timeout_s": timeout,
+            "memory_mb": memory,
+        }
+        budget = SETUP_SLACK_S + len(inputs) * (timeout + TEST_SLACK_S) + RESPONSE_MARGIN_S
+        sb = await self._idle.get()
+        healthy = False
+        try:
+            if not sb.alive:
+                await sb.start()
+            outcomes = await sb.request(req, budget)
+            healthy = True
+            return outcomes
+        finally:
+            if healthy and sb.runs < self.recycle_after:
+                self._idle.put_nowait(sb)
+            else:
+                self._restart_later(sb, graceful=healthy)
+
+    def _restart_later(self, sb: _Sandbox, graceful: bool) -> None:
+        async def restart() -> None:
+            try:
+                await (sb.stop() if graceful else sb.kill())
+                if not self._closed:
+                    with contextlib.suppress(SandboxError):
+                        await sb.start()  # on failure the next run() retries the start
+            finally:
+                self._idle.put_nowait(sb)
+
+        task = asyncio.create_task(restart())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        self._closed = True
+        # Restarts in flight finish (bounded by STARTUP_TIMEOUT_S) so no half-started sandbox leaks.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(sb.stop() for sb in self._all), return_exceptions=True)
+
+    async def __aenter__(self) -> SandboxPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

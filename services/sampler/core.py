@@ -1,0 +1,51 @@
+"""Pure logic of solution sampling: stop sequences, body truncation, candidate assembly.
+
+Candidates are sampled as continuations of a problem's skeleton (imports, signature,
+docstring). The base model happily keeps writing after the function — another def,
+a ``print``, test code — so the completion is cut to the indented function body and
+glued back onto the skeleton. No I/O and no third-party imports.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CANDIDATE_STOP", "assemble_candidate", "candidate_id", "truncate_body"]
+
+#: Stop sequences for candidate sampling: any new top-level statement ends the body.
+CANDIDATE_STOP: list[str] = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert "]
+
+
+def truncate_body(completion: str) -> str:
+    """Keep only the indented function body at the start of ``completion``.
+
+    The body ends at the first non-blank line that starts at column 0 (not indented
+    by a space or a tab); blank lines inside the body are kept, trailing blank lines
+    are dropped. Returns ``""`` when there is no body, else the body ending with one
+    newline. (A multi-line string whose continuation lines start at column 0 is cut
+    there too; the executor then reports a compile error for that candidate.)
+    """
+    kept: list[str] = []
+    for line in completion.replace("\r\n", "\n").split("\n"):
+        if line.strip() and not line.startswith((" ", "\t")):
+            break
+        kept.append(line.rstrip("\r"))
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return "\n".join(kept) + "\n" if kept else ""
+
+
+def assemble_candidate(problem_prompt: str, completion: str) -> str:
+    """Full candidate source: the skeleton followed by the truncated body, ending with a newline.
+
+    An empty body is not patched up (no ``pass`` is added): the candidate then has
+    only a docstring, runs, and returns ``None``, which the consensus treats like any
+    other behaviour; broken bodies are left for the executor to report.
+    """
+    skeleton = problem_prompt if problem_prompt.endswith("\n") else problem_prompt + "\n"
+    return skeleton + truncate_body(completion)
+
+
+def candidate_id(problem_id: str, index: int) -> str:
+    """Stable id of the ``index``-th candidate of a problem: ``"<problem_id>-c0007"``."""
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}")
+    return f"{problem_id}-c{index:04d}"

