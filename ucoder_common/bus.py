@@ -39,6 +39,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from ucoder_common import metrics, subjects
+from ucoder_common.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +230,8 @@ class JetStreamWorker(abc.ABC):
                 continue
             try:
                 msgs = await self._sub.fetch(batch=free, timeout=1.0)
-            except nats.errors.TimeoutError:
-                continue
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue  # nothing to do yet
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
                 await asyncio.sleep(0.5)
                 continue
@@ -336,7 +337,10 @@ class StageWorker(JetStreamWorker, Generic[RequestT, ResponseT]):
 
     async def handle(self, msg: Msg) -> None:
         request = self._decode(msg)
-        response = await self._process(request)
+        try:
+            response = await self._process(request)
+        except InvalidArgument as exc:
+            raise Reject(str(exc)) from exc
         await self.bus.publish(subjects.result_subject(self.stage), response, self._msg_id(msg))
 
     async def on_dead_letter(self, msg: Msg, reason: str) -> None:

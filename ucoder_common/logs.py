@@ -35,13 +35,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """Human-readable lines; context passed with `extra=` is appended as key=value."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = " ".join(
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _RESERVED and not key.startswith("_")
+        )
+        return f"{line} {context}" if context else line
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     """Send all logs to stderr in the chosen format; call once at process start."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,17 @@ def ensure_default_model() -> Path:
     next to the target and renamed atomically, so a crash never leaves a half model.
     """
     target = default_model_dir()
-    if _is_complete(target):
-        return target
+    if not _is_complete(target):
+        _build_atomically(target, _build_default_model)
+    return target
+
+
+def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
+    """Run build(tmp) in a temp dir beside target, then rename it to target."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_NAME}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        _build_default_model(tmp)
+        build(tmp)
         for f in tmp.iterdir():
             f.chmod(0o644)
         tmp.chmod(0o755)  # mkdtemp made it private; the checkpoint is shared read-only
@@ -81,7 +87,6 @@ def ensure_default_model() -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _build_default_model(out: Path) -> None:
@@ -91,11 +96,11 @@ def _build_default_model(out: Path) -> None:
 
     gguf_dir = cache_dir() / "gguf"
     gguf_path = Path(gg.assemble(gguf_dir / gg.MODEL_NAME))
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    tokenizer: Any = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     # The GGUF-converted tokenizer does not prepend <bos>; Gemma needs it (the official
     # tokenizer adds it), and vLLM and the trainer both tokenize with add_special_tokens.
     tokenizer.add_bos_token = True
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.bfloat16
     )
     model.hf_quantizer = None
@@ -139,14 +144,18 @@ def create_tiny_model(out_dir: Path, base: Path | None = None) -> Path:
     hidden 64, 2 layers, 2 heads (1 KV head), head_dim 32: loads in transformers, peft and vLLM
     in seconds. Its outputs are noise; use it for plumbing tests only.
     """
+    out_dir = Path(out_dir)
+    if not _is_complete(out_dir):
+        base_dir = base if base is not None else ensure_default_model()
+        _build_atomically(out_dir, lambda tmp: _build_tiny_model(tmp, base_dir))
+    return out_dir
+
+
+def _build_tiny_model(out: Path, base_dir: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    base_dir = base if base is not None else ensure_default_model()
-    out_dir = Path(out_dir)
-    if _is_complete(out_dir):
-        return out_dir
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    tokenizer: Any = AutoTokenizer.from_pretrained(base_dir)
     base_cfg: Any = AutoConfig.from_pretrained(base_dir)
     cfg: Any = type(base_cfg).from_dict(base_cfg.to_dict())
     overrides: dict[str, Any] = {
@@ -156,6 +165,7 @@ def create_tiny_model(out_dir: Path, base: Path | None = None) -> Path:
         "num_attention_heads": 2,
         "num_key_value_heads": 1,
         "head_dim": 32,
+        "query_pre_attn_scalar": 32,
         "sliding_window": 64,
         "max_position_embeddings": 4096,
     }
@@ -164,9 +174,8 @@ def create_tiny_model(out_dir: Path, base: Path | None = None) -> Path:
     if getattr(cfg, "layer_types", None) is not None:
         cfg.layer_types = ["sliding_attention", "full_attention"]
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    auto: Any = AutoModelForCausalLM
+    model = auto.from_config(cfg, dtype=torch.bfloat16)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
     del model
-    return out_dir

@@ -110,14 +110,15 @@ async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitab
     server, port = build_server(cfg, parts.bindings, health)
     await server.start()
     metrics_port = start_metrics_server(cfg.grpc_host, cfg.metrics_port)
-    for worker in parts.workers:
-        await worker.start()
     background = [asyncio.create_task(job()) for job in parts.background]
     log.info("started", extra={"grpc_port": port, "metrics_port": metrics_port, "pid": os.getpid()})
 
     async def become_ready() -> None:
         if parts.ready is not None:
             await parts.ready()
+        # Workers pull jobs only once the service can do them (e.g. the model is loaded).
+        for worker in parts.workers:
+            await worker.start()
         await set_health(health, names, serving=True)
         if cfg.ready_file:
             _write_ready_file(

@@ -99,7 +99,7 @@ class StageStats(_message.Message):
     def __init__(self, stage: _Optional[_Union[Stage, str]] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., failed: _Optional[int] = ..., started_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ...) -> None: ...
 
 class Iteration(_message.Message):
-    __slots__ = ("iteration_id", "spec", "phase", "stage", "model_version_in", "model_version_out", "stages", "created_unix_ms", "finished_unix_ms", "error", "problems", "problems_generated", "problems_rejected", "tests_kept", "candidates", "executions", "selected")
+    __slots__ = ("iteration_id", "spec", "phase", "stage", "model_version_in", "model_version_out", "stages", "created_unix_ms", "finished_unix_ms", "error", "problems", "problems_generated", "problems_rejected", "tests_kept", "candidates", "executions", "selected", "problem_ids")
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class Iteration(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     SELECTED_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_IDS_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     spec: IterationSpec
     phase: IterationPhase
@@ -134,7 +135,8 @@ class Iteration(_message.Message):
     candidates: int
     executions: int
     selected: int
-    def __init__(self, iteration_id: _Optional[str] = ..., spec: _Optional[_Union[IterationSpec, _Mapping]] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., model_version_in: _Optional[int] = ..., model_version_out: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[ProblemState, _Mapping]]] = ..., problems_generated: _Optional[int] = ..., problems_rejected: _Optional[int] = ..., tests_kept: _Optional[int] = ..., candidates: _Optional[int] = ..., executions: _Optional[int] = ..., selected: _Optional[int] = ...) -> None: ...
+    problem_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, iteration_id: _Optional[str] = ..., spec: _Optional[_Union[IterationSpec, _Mapping]] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., model_version_in: _Optional[int] = ..., model_version_out: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[ProblemState, _Mapping]]] = ..., problems_generated: _Optional[int] = ..., problems_rejected: _Optional[int] = ..., tests_kept: _Optional[int] = ..., candidates: _Optional[int] = ..., executions: _Optional[int] = ..., selected: _Optional[int] = ..., problem_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
     __slots__ = ("iteration_id", "unix_ms", "stage", "done", "total", "failed", "phase", "message")

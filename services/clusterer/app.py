@@ -1,0 +1,158 @@
+"""Clusterer service: gRPC Cluster + the JetStream worker, around core.select."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from services.clusterer import core
+from ucoder_common.bus import Bus, stage_worker
+from ucoder_common.config import ConfigError, ServiceConfig, setting
+from ucoder_common.errors import InvalidArgument, rpc
+from ucoder_common.pb import clusterer_pb2, clusterer_pb2_grpc, common_pb2
+from ucoder_common.service import GrpcBinding, ServiceParts
+
+SELECTIONS = Counter(
+    "ucoder_clusterer_selections", "Problems decided by the clusterer, by decision.", ["decision"]
+)
+CLUSTER_SIZE = Histogram(
+    "ucoder_clusterer_selected_cluster_size",
+    "Size of the largest eligible cluster per problem.",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128),
+)
+
+KIND_NAMES = {
+    common_pb2.OUTCOME_KIND_RETURNED: "returned",
+    common_pb2.OUTCOME_KIND_RAISED: "raised",
+    common_pb2.OUTCOME_KIND_TIMEOUT: "timeout",
+    common_pb2.OUTCOME_KIND_MEMORY: "memory",
+    common_pb2.OUTCOME_KIND_OUTPUT_LIMIT: "output_limit",
+    common_pb2.OUTCOME_KIND_COMPILE_ERROR: "compile_error",
+    common_pb2.OUTCOME_KIND_CRASHED: "crashed",
+}
+MODE_NAMES = {
+    common_pb2.SIGNATURE_MODE_UNSPECIFIED: core.SignatureMode.OUTPUT,
+    common_pb2.SIGNATURE_MODE_OUTPUT: core.SignatureMode.OUTPUT,
+    common_pb2.SIGNATURE_MODE_PASS: core.SignatureMode.PASS,
+}
+
+
+@dataclass
+class ClustererConfig(ServiceConfig):
+    """Consensus clustering and selection of candidate solutions."""
+
+    default_rho: float = setting(0.8, "Reliability filter e(r) >= rho when a request leaves rho at 0.")
+    default_tau: int = setting(2, "Minimum cluster size when a request leaves tau at 0.")
+    reject_constant: bool = setting(True, "Skip clusters that return one constant value on every input.")
+    concurrency: int = setting(4, "Jobs handled at once.")
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.default_rho <= 1.0:
+            raise ConfigError(f"default_rho: must be in [0, 1], got {self.default_rho}")
+        if self.default_tau < 1:
+            raise ConfigError(f"default_tau: must be >= 1, got {self.default_tau}")
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency: must be >= 1, got {self.concurrency}")
+
+
+def to_scored(request: clusterer_pb2.ClusterRequest) -> list[core.ScoredCandidate]:
+    """Join candidates with their results by candidate_id (a candidate without results scores 0)."""
+    results = {r.candidate_id: r for r in request.results}
+    scored = []
+    for cand in request.candidates:
+        result = results.get(cand.candidate_id)
+        outcomes = tuple(
+            core.Outcome(
+                kind=KIND_NAMES.get(o.kind, "crashed"),
+                value_digest=o.value_digest,
+                exception_type=o.exception_type,
+                passed=o.passed,
+            )
+            for o in (result.outcomes if result is not None else [])
+        )
+        scored.append(
+            core.ScoredCandidate(
+                candidate_id=cand.candidate_id,
+                code=cand.code,
+                outcomes=outcomes,
+                cumulative_logprob=cand.cumulative_logprob,
+                num_tokens=cand.num_tokens,
+            )
+        )
+    return scored
+
+
+def cluster(request: clusterer_pb2.ClusterRequest, cfg: ClustererConfig) -> clusterer_pb2.ClusterResponse:
+    rho = request.rho or cfg.default_rho
+    tau = request.tau or cfg.default_tau
+    if not (0.0 <= rho <= 1.0) or math.isnan(rho):
+        raise InvalidArgument(f"rho: must be in [0, 1], got {request.rho}")
+    if tau < 1:
+        raise InvalidArgument(f"tau: must be >= 1, got {request.tau}")
+    if request.signature_mode not in MODE_NAMES:
+        raise InvalidArgument(f"signature_mode: unknown value {request.signature_mode}")
+    known = {c.candidate_id for c in request.candidates}
+    for result in request.results:
+        if result.candidate_id not in known:
+            raise InvalidArgument(f"results: candidate_id {result.candidate_id!r} is not among candidates")
+    decision = core.select(
+        to_scored(request),
+        rho=rho,
+        tau=tau,
+        mode=MODE_NAMES[request.signature_mode],
+        reject_constant=cfg.reject_constant,
+    )
+    SELECTIONS.labels(decision="selected" if decision.selected else "none").inc()
+    if decision.cluster_size:
+        CLUSTER_SIZE.observe(decision.cluster_size)
+    return clusterer_pb2.ClusterResponse(
+        iteration_id=request.iteration_id,
+        problem_id=request.problem_id,
+        selection=common_pb2.Selection(
+            problem_id=request.problem_id,
+            selected=decision.selected,
+            candidate_id=decision.candidate_id,
+            code=decision.code,
+            cluster_size=decision.cluster_size,
+            num_clusters=decision.num_clusters,
+            eligible=decision.eligible,
+            execution_success=decision.execution_success,
+            reason=decision.reason,
+            cluster_sizes=list(decision.cluster_sizes),
+        ),
+    )
+
+
+class ClustererServicer(clusterer_pb2_grpc.ClustererServiceServicer):
+    def __init__(self, cfg: ClustererConfig) -> None:
+        self.cfg = cfg
+
+    @rpc
+    async def Cluster(
+        self, request: clusterer_pb2.ClusterRequest, context: grpc.aio.ServicerContext
+    ) -> clusterer_pb2.ClusterResponse:
+        return cluster(request, self.cfg)
+
+
+async def build(cfg: ClustererConfig, bus: Bus) -> ServiceParts:
+    async def process(request: clusterer_pb2.ClusterRequest) -> clusterer_pb2.ClusterResponse:
+        return cluster(request, cfg)
+
+    worker = stage_worker(
+        bus,
+        "clusterer",
+        clusterer_pb2.ClusterRequest,
+        clusterer_pb2.ClusterResponse,
+        process,
+        concurrency=cfg.concurrency,
+    )
+    binding = GrpcBinding(
+        clusterer_pb2_grpc.add_ClustererServiceServicer_to_server,
+        ClustererServicer(cfg),
+        "ucoder.v1.ClustererService",
+    )
+    return ServiceParts(bindings=[binding], workers=[worker])

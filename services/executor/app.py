@@ -1,0 +1,204 @@
+"""Executor service: runs every candidate on every test input in the sandbox pool."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import grpc
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.executor.sandbox import Backend, SandboxError, SandboxPool, TestOutcome, outcome_passed
+from ucoder_common.bus import Bus, Retry, stage_worker
+from ucoder_common.config import ConfigError, ServiceConfig, setting
+from ucoder_common.errors import InvalidArgument, rpc
+from ucoder_common.pb import common_pb2, executor_pb2, executor_pb2_grpc
+from ucoder_common.service import GrpcBinding, ServiceParts
+
+log = logging.getLogger(__name__)
+
+CANDIDATES = Counter("ucoder_executor_candidates", "Candidates run to completion.")
+EXECUTIONS = Counter(
+    "ucoder_executor_executions", "Test executions (candidate x input), by outcome kind.", ["kind"]
+)
+SANDBOX_ERRORS = Counter("ucoder_executor_sandbox_errors", "Runs that failed on the sandbox side (retried).")
+CANDIDATE_SECONDS = Histogram(
+    "ucoder_executor_candidate_duration_seconds",
+    "Wall time to run one candidate on all its inputs.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+BUSY = Gauge("ucoder_executor_busy_sandboxes", "Sandboxes running a candidate now.")
+
+KINDS = {
+    "returned": common_pb2.OUTCOME_KIND_RETURNED,
+    "raised": common_pb2.OUTCOME_KIND_RAISED,
+    "timeout": common_pb2.OUTCOME_KIND_TIMEOUT,
+    "memory": common_pb2.OUTCOME_KIND_MEMORY,
+    "output_limit": common_pb2.OUTCOME_KIND_OUTPUT_LIMIT,
+    "compile_error": common_pb2.OUTCOME_KIND_COMPILE_ERROR,
+    "crashed": common_pb2.OUTCOME_KIND_CRASHED,
+}
+# A run that broke on the sandbox side is retried this often before the job is retried.
+SANDBOX_ATTEMPTS = 3
+
+
+@dataclass
+class ExecutorConfig(ServiceConfig):
+    """Runs candidate solutions on test inputs inside sandboxes."""
+
+    backend: str = setting(
+        "gvisor", "Isolation backend: gvisor (runsc), bwrap, or process (per-candidate limits only)."
+    )
+    sandboxes: int = setting(0, "Concurrent sandboxes; 0 = one per CPU core.")
+    timeout_per_test_s: float = setting(2.0, "Default wall-clock limit per test.")
+    memory_limit_mb: int = setting(512, "Default address-space limit per candidate process.")
+    recycle_after: int = setting(200, "Restart a sandbox after this many candidates.")
+    concurrency: int = setting(2, "Jobs (problems) handled at once; candidates share the sandboxes.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.backend not in {b.value for b in Backend}:
+            raise ConfigError(f"backend: must be one of gvisor, bwrap, process, got {self.backend!r}")
+        if self.sandboxes < 0:
+            raise ConfigError(f"sandboxes: must be >= 0, got {self.sandboxes}")
+        if self.timeout_per_test_s <= 0:
+            raise ConfigError(f"timeout_per_test_s: must be > 0, got {self.timeout_per_test_s}")
+        if self.memory_limit_mb < 32:
+            raise ConfigError(f"memory_limit_mb: must be >= 32, got {self.memory_limit_mb}")
+
+    @property
+    def pool_size(self) -> int:
+        return self.sandboxes or os.cpu_count() or 1
+
+
+def validate_request(request: executor_pb2.ExecuteRequest) -> None:
+    if not request.entry_point.isidentifier():
+        raise InvalidArgument(f"entry_point: must be a Python identifier, got {request.entry_point!r}")
+    if request.timeout_per_test_s < 0 or request.timeout_per_test_s > 60:
+        raise InvalidArgument(f"timeout_per_test_s: must be in [0, 60], got {request.timeout_per_test_s}")
+    if request.memory_limit_mb < 0 or (0 < request.memory_limit_mb < 32):
+        raise InvalidArgument(f"memory_limit_mb: must be 0 (default) or >= 32, got {request.memory_limit_mb}")
+    for index, test in enumerate(request.tests):
+        try:
+            value = ast.literal_eval(test.args_literal)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise InvalidArgument(f"tests[{index}].args_literal: not a Python literal") from None
+        if not isinstance(value, tuple):
+            raise InvalidArgument(f"tests[{index}].args_literal: must be a tuple literal like '(1,)'")
+
+
+def to_proto(outcome: TestOutcome, expected_literal: str) -> common_pb2.TestOutcome:
+    return common_pb2.TestOutcome(
+        kind=KINDS.get(outcome.kind, common_pb2.OUTCOME_KIND_CRASHED),
+        value_digest=outcome.value_digest,
+        exception_type=outcome.exception_type,
+        value_repr=outcome.value_repr,
+        duration_ms=outcome.duration_ms,
+        passed=bool(expected_literal) and outcome_passed(outcome, expected_literal),
+    )
+
+
+class Executor:
+    """Runs ExecuteRequests on a shared sandbox pool."""
+
+    def __init__(self, cfg: ExecutorConfig) -> None:
+        self.cfg = cfg
+        self.pool = SandboxPool(
+            Backend(cfg.backend),
+            cfg.pool_size,
+            default_timeout_s=cfg.timeout_per_test_s,
+            default_memory_mb=cfg.memory_limit_mb,
+            recycle_after=cfg.recycle_after,
+        )
+
+    async def start(self) -> None:
+        if self.cfg.backend == Backend.PROCESS:
+            log.warning(
+                "backend=process: candidates run with per-candidate limits only; "
+                "use it only inside a pod under the gVisor RuntimeClass"
+            )
+        await self.pool.start()
+        log.info("sandboxes ready", extra={"backend": self.cfg.backend, "sandboxes": self.cfg.pool_size})
+
+    async def _run_candidate(
+        self, candidate: common_pb2.Candidate, request: executor_pb2.ExecuteRequest
+    ) -> common_pb2.CandidateResult:
+        inputs = [t.args_literal for t in request.tests]
+        started = time.monotonic()
+        for attempt in range(1, SANDBOX_ATTEMPTS + 1):
+            BUSY.inc()
+            try:
+                outcomes = await self.pool.run(
+                    candidate.code,
+                    request.entry_point,
+                    inputs,
+                    timeout_s=request.timeout_per_test_s or None,
+                    memory_mb=request.memory_limit_mb or None,
+                )
+                break
+            except SandboxError as exc:
+                # The sandbox broke, not the candidate: never record this as its result.
+                SANDBOX_ERRORS.inc()
+                if attempt == SANDBOX_ATTEMPTS:
+                    raise Retry(f"sandbox failed {attempt} times: {exc}") from exc
+                await asyncio.sleep(0.2 * attempt)
+            finally:
+                BUSY.dec()
+        CANDIDATES.inc()
+        CANDIDATE_SECONDS.observe(time.monotonic() - started)
+        for outcome in outcomes:
+            EXECUTIONS.labels(kind=outcome.kind).inc()
+        return common_pb2.CandidateResult(
+            candidate_id=candidate.candidate_id,
+            outcomes=[to_proto(o, t.expected_literal) for o, t in zip(outcomes, request.tests, strict=True)],
+        )
+
+    async def execute(self, request: executor_pb2.ExecuteRequest) -> executor_pb2.ExecuteResponse:
+        validate_request(request)
+        results = await asyncio.gather(*(self._run_candidate(c, request) for c in request.candidates))
+        return executor_pb2.ExecuteResponse(
+            iteration_id=request.iteration_id,
+            problem_id=request.problem_id,
+            results=results,
+            backend=self.cfg.backend,
+        )
+
+
+class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    @rpc
+    async def Execute(
+        self, request: executor_pb2.ExecuteRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.ExecuteResponse:
+        try:
+            return await self.executor.execute(request)
+        except Retry as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise  # unreachable: abort raises
+
+
+async def build(cfg: ExecutorConfig, bus: Bus) -> ServiceParts:
+    executor = Executor(cfg)
+    worker = stage_worker(
+        bus,
+        "executor",
+        executor_pb2.ExecuteRequest,
+        executor_pb2.ExecuteResponse,
+        executor.execute,
+        concurrency=cfg.concurrency,
+        ack_wait_s=60.0,
+    )
+    binding = GrpcBinding(
+        executor_pb2_grpc.add_ExecutorServiceServicer_to_server,
+        ExecutorServicer(executor),
+        "ucoder.v1.ExecutorService",
+    )
+    return ServiceParts(
+        bindings=[binding], workers=[worker], ready=executor.start, close=[executor.pool.close]
+    )

@@ -1,0 +1,537 @@
+"""Orchestrator service: the iteration state machine, persisted in the JetStream KV bucket.
+
+An iteration moves through the stages by jobs on the work streams; every answer comes
+back on `ucoder.results.<stage>`, handled here one at a time: the state is updated and
+saved to KV, the next job of that problem is published (with a Nats-Msg-Id derived from
+iteration, stage and problem, so a job published twice is done once), and a progress
+event is published. Handling an answer again (after a crash before its ack) only
+re-publishes jobs, which the stream deduplicates; on start-up every running iteration
+is re-dispatched from its saved state the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import nats
+from google.protobuf.message import Message
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NoKeysError
+from prometheus_client import Counter, Gauge
+
+from services.orchestrator import core
+from ucoder_common import registry, subjects
+from ucoder_common.bus import Bus, JetStreamWorker, Reject, kv_get
+from ucoder_common.config import ServiceConfig, setting
+from ucoder_common.errors import FailedPrecondition, InvalidArgument, NotFound, rpc
+from ucoder_common.pb import (
+    clusterer_pb2,
+    executor_pb2,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+    problemgen_pb2,
+    sampler_pb2,
+    testsynth_pb2,
+    trainer_pb2,
+)
+from ucoder_common.service import GrpcBinding, ServiceParts
+
+log = logging.getLogger(__name__)
+
+ITERATIONS = Counter("ucoder_orchestrator_iterations", "Iterations by final phase.", ["phase"])
+RUNNING = Gauge("ucoder_orchestrator_running_iterations", "Iterations running now.")
+PROBLEMS = Counter(
+    "ucoder_orchestrator_problems", "Problems that finished all stages, by outcome.", ["outcome"]
+)
+TESTS = Counter("ucoder_orchestrator_tests", "Test inputs kept for problems.")
+CANDIDATES = Counter("ucoder_orchestrator_candidates", "Candidates sampled for problems.")
+EXECUTIONS = Counter("ucoder_orchestrator_executions", "Test executions (candidate x test) recorded.")
+SELECTED = Counter("ucoder_orchestrator_selected", "Problems whose consensus solution was selected.")
+
+RESULT_TYPES: dict[str, type[Message]] = {
+    "problemgen": problemgen_pb2.GenerateProblemsResponse,
+    "testsynth": testsynth_pb2.SynthesizeTestsResponse,
+    "sampler": sampler_pb2.SampleCandidatesResponse,
+    "executor": executor_pb2.ExecuteResponse,
+    "clusterer": clusterer_pb2.ClusterResponse,
+    "trainer": trainer_pb2.TrainResponse,
+}
+STAGE_OF_SERVICE = {
+    "testsynth": orchestrator_pb2.STAGE_TESTS,
+    "sampler": orchestrator_pb2.STAGE_SAMPLING,
+    "executor": orchestrator_pb2.STAGE_EXECUTION,
+    "clusterer": orchestrator_pb2.STAGE_CLUSTERING,
+}
+SERVICE_OF_STAGE = {stage: service for service, stage in STAGE_OF_SERVICE.items()}
+
+
+@dataclass
+class OrchestratorConfig(ServiceConfig):
+    """Runs UCoder iterations: fans work out per problem and collects the results."""
+
+    model: str = setting("", "The base model directory the sampler serves (empty = the default model).")
+    timeout_per_test_s: float = setting(2.0, "Wall-clock limit per test execution.")
+    memory_limit_mb: int = setting(512, "Memory limit per candidate process.")
+
+
+def iteration_key(iteration_id: str) -> str:
+    return f"it.{iteration_id}"
+
+
+def problem_key(iteration_id: str, problem_id: str) -> str:
+    return f"pr.{iteration_id}.{problem_id}"
+
+
+class Orchestrator:
+    def __init__(self, cfg: OrchestratorConfig, bus: Bus) -> None:
+        self.cfg = cfg
+        self.bus = bus
+        self.kv = bus.kv(subjects.ITERATIONS_BUCKET)
+        self.lock = asyncio.Lock()  # state changes happen one at a time
+
+    # --- persistence -------------------------------------------------------------------------
+
+    async def load(self, iteration_id: str) -> orchestrator_pb2.Iteration | None:
+        raw = await kv_get(self.kv, iteration_key(iteration_id))
+        return None if raw is None else orchestrator_pb2.Iteration.FromString(raw)
+
+    async def save(self, it: orchestrator_pb2.Iteration) -> None:
+        it.stage = (
+            core.current_stage(it) if it.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING else it.stage
+        )
+        await self.kv.put(iteration_key(it.iteration_id), it.SerializeToString())
+
+    async def load_problem(self, iteration_id: str, problem_id: str) -> orchestrator_pb2.ProblemState | None:
+        raw = await kv_get(self.kv, problem_key(iteration_id, problem_id))
+        return None if raw is None else orchestrator_pb2.ProblemState.FromString(raw)
+
+    async def save_problem(self, iteration_id: str, ps: orchestrator_pb2.ProblemState) -> None:
+        await self.kv.put(problem_key(iteration_id, ps.problem.problem_id), ps.SerializeToString())
+
+    async def problems(self, it: orchestrator_pb2.Iteration) -> list[orchestrator_pb2.ProblemState]:
+        out = []
+        for problem_id in sorted(it.problem_ids):
+            ps = await self.load_problem(it.iteration_id, problem_id)
+            if ps is not None:
+                out.append(ps)
+        return out
+
+    async def list_iterations(self) -> list[orchestrator_pb2.Iteration]:
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return []
+        out = []
+        for key in sorted(k for k in keys if k.startswith("it.")):
+            raw = await kv_get(self.kv, key)
+            if raw is not None:
+                out.append(orchestrator_pb2.Iteration.FromString(raw))
+        return out
+
+    async def emit(self, it: orchestrator_pb2.Iteration, stage: int, message: str = "") -> None:
+        await self.bus.js.publish(
+            subjects.event_subject(it.iteration_id), core.event(it, stage, message).SerializeToString()
+        )
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    async def _job(self, service: str, it: orchestrator_pb2.Iteration, key: str, request: Message) -> None:
+        await self.bus.publish(
+            subjects.work_subject(service), request, msg_id=f"{it.iteration_id}:{service}:{key}"
+        )
+
+    async def dispatch_problem(
+        self, it: orchestrator_pb2.Iteration, ps: orchestrator_pb2.ProblemState
+    ) -> None:
+        """Publish the job of the stage this problem needs next (deduplicated)."""
+        if ps.error:
+            return
+        stage = core.next_problem_stage(ps.stage_done)
+        if stage is None:
+            return
+        spec, pid = it.spec, ps.problem.problem_id
+        request: Message
+        if stage == orchestrator_pb2.STAGE_TESTS:
+            request = testsynth_pb2.SynthesizeTestsRequest(
+                iteration_id=it.iteration_id,
+                problem=ps.problem,
+                count=spec.tests_per_problem,
+                model_version=it.model_version_in,
+            )
+        elif stage == orchestrator_pb2.STAGE_SAMPLING:
+            request = sampler_pb2.SampleCandidatesRequest(
+                iteration_id=it.iteration_id,
+                problem=ps.problem,
+                n=spec.samples_per_problem,
+                temperature=spec.temperature,
+                max_tokens=spec.max_tokens,
+                model_version=it.model_version_in,
+            )
+        elif stage == orchestrator_pb2.STAGE_EXECUTION:
+            request = executor_pb2.ExecuteRequest(
+                iteration_id=it.iteration_id,
+                problem_id=pid,
+                entry_point=ps.problem.entry_point,
+                candidates=ps.candidates,
+                tests=ps.tests,
+                timeout_per_test_s=self.cfg.timeout_per_test_s,
+                memory_limit_mb=self.cfg.memory_limit_mb,
+            )
+        else:
+            request = clusterer_pb2.ClusterRequest(
+                iteration_id=it.iteration_id,
+                problem_id=pid,
+                candidates=ps.candidates,
+                results=ps.results,
+                rho=spec.rho,
+                tau=spec.tau,
+                signature_mode=spec.signature_mode,
+            )
+        await self._job(SERVICE_OF_STAGE[stage], it, pid, request)
+
+    async def dispatch(self, it: orchestrator_pb2.Iteration) -> None:
+        """Publish whatever jobs a running iteration needs, from its saved state (idempotent)."""
+        if it.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING:
+            return
+        if core.stats(it, orchestrator_pb2.STAGE_PROBLEMS).done == 0:
+            await self._job(
+                "problemgen",
+                it,
+                "all",
+                problemgen_pb2.GenerateProblemsRequest(
+                    iteration_id=it.iteration_id,
+                    count=it.spec.num_problems,
+                    model_version=it.model_version_in,
+                ),
+            )
+            return
+        problems = await self.problems(it)
+        for ps in problems:
+            await self.dispatch_problem(it, ps)
+        await self.maybe_train(it, problems)
+
+    async def maybe_train(
+        self, it: orchestrator_pb2.Iteration, problems: list[orchestrator_pb2.ProblemState]
+    ) -> None:
+        """After the last problem is clustered: train on the selections, or finish when there are none."""
+        if it.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING or not all(
+            core.problem_finished(p) for p in problems
+        ):
+            return
+        training = core.stats(it, orchestrator_pb2.STAGE_TRAINING)
+        examples = core.training_examples(problems)
+        if not examples:
+            training.total = 1
+            core.mark_progress(it, orchestrator_pb2.STAGE_TRAINING, failed=1)
+            await self.finish(
+                it,
+                orchestrator_pb2.ITERATION_PHASE_COMPLETED,
+                "no problem reached consensus: nothing to train on",
+            )
+            return
+        if training.total == 0:
+            training.total = 1
+            training.started_unix_ms = core.now_ms()
+            await self.save(it)
+            await self.emit(
+                it, orchestrator_pb2.STAGE_TRAINING, f"training on {len(examples)} selected solutions"
+            )
+        await self._job("trainer", it, "all", core.train_request(it, examples))
+
+    async def finish(self, it: orchestrator_pb2.Iteration, phase: int, message: str = "") -> None:
+        it.phase = phase  # type: ignore[assignment]
+        it.finished_unix_ms = core.now_ms()
+        if phase != orchestrator_pb2.ITERATION_PHASE_COMPLETED:
+            it.error = message
+        await self.save(it)
+        ITERATIONS.labels(phase=core.phase_name(phase)).inc()
+        RUNNING.dec()
+        await self.emit(it, it.stage, message or core.phase_name(phase))
+        log.info(
+            "iteration finished",
+            extra={"iteration_id": it.iteration_id, "phase": core.phase_name(phase), "info": message},
+        )
+
+    # --- API ---------------------------------------------------------------------------------
+
+    async def start_iteration(self, spec: orchestrator_pb2.IterationSpec) -> orchestrator_pb2.Iteration:
+        filled = core.validate_spec(spec, self.cfg.model)
+        async with self.lock:
+            running = [
+                i.iteration_id
+                for i in await self.list_iterations()
+                if i.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING
+            ]
+            if running:
+                raise FailedPrecondition(f"iteration {running[0]} is still running; wait for it or cancel it")
+            current = await registry.current_version(self.bus)
+            it = core.new_iteration(core.new_iteration_id(), filled, current.version if current else 0)
+            await self.save(it)
+            RUNNING.inc()
+            await self.emit(it, orchestrator_pb2.STAGE_PROBLEMS, "iteration started")
+            await self.dispatch(it)
+        log.info(
+            "iteration started", extra={"iteration_id": it.iteration_id, "model_version": it.model_version_in}
+        )
+        return it
+
+    async def get(self, iteration_id: str, include_problems: bool) -> orchestrator_pb2.Iteration:
+        if not iteration_id:
+            raise InvalidArgument("iteration_id: must not be empty")
+        it = await self.load(iteration_id) if _valid_id(iteration_id) else None
+        if it is None:
+            raise NotFound(f"iteration_id: no iteration {iteration_id!r}")
+        if include_problems:
+            it.problems.extend(await self.problems(it))
+        return it
+
+    async def cancel(self, iteration_id: str) -> orchestrator_pb2.Iteration:
+        async with self.lock:
+            it = await self.get(iteration_id, include_problems=False)
+            if it.phase in core.TERMINAL_PHASES:
+                raise FailedPrecondition(
+                    f"iteration {iteration_id} already ended ({core.phase_name(it.phase)})"
+                )
+            await self.finish(it, orchestrator_pb2.ITERATION_PHASE_CANCELLED, "cancelled by request")
+            return it
+
+    async def watch(self, iteration_id: str) -> AsyncIterator[orchestrator_pb2.ProgressEvent]:
+        await self.get(iteration_id, include_problems=False)  # NOT_FOUND before streaming
+        sub = await self.bus.js.subscribe(
+            subjects.event_subject(iteration_id),
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=2.0)
+                except nats.errors.TimeoutError:
+                    it = await self.load(iteration_id)
+                    if it is None or it.phase in core.TERMINAL_PHASES:
+                        # Ended while no event was pending (e.g. events expired): close the stream.
+                        if it is not None:
+                            yield core.event(it, it.stage, core.phase_name(it.phase))
+                        return
+                    continue
+                event = orchestrator_pb2.ProgressEvent.FromString(msg.data)
+                yield event
+                if event.phase in core.TERMINAL_PHASES:
+                    return
+        finally:
+            await sub.unsubscribe()
+
+    # --- results -----------------------------------------------------------------------------
+
+    async def on_result(self, service: str, payload: bytes) -> None:
+        response_type = RESULT_TYPES.get(service)
+        if response_type is None:
+            raise Reject(f"results from an unknown stage {service!r}")
+        response = response_type.FromString(payload)
+        async with self.lock:
+            it = await self.load(getattr(response, "iteration_id", ""))
+            if it is None:
+                raise Reject(f"result for an unknown iteration {getattr(response, 'iteration_id', '')!r}")
+            if it.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING:
+                return  # cancelled or ended: late answers are dropped on purpose
+            if service == "problemgen":
+                assert isinstance(response, problemgen_pb2.GenerateProblemsResponse)
+                await self._on_problems(it, response)
+            elif service == "trainer":
+                assert isinstance(response, trainer_pb2.TrainResponse)
+                await self._on_trained(it, response)
+            else:
+                await self._on_problem_result(it, service, response)
+
+    async def _on_problems(
+        self, it: orchestrator_pb2.Iteration, response: problemgen_pb2.GenerateProblemsResponse
+    ) -> None:
+        if core.stats(it, orchestrator_pb2.STAGE_PROBLEMS).done:
+            await self.dispatch(it)  # already applied: only re-publish (deduplicated)
+            return
+        it.problems_generated = response.generated
+        it.problems_rejected = response.rejected_parse + response.rejected_compile + response.duplicates
+        if response.error or not response.problems:
+            core.mark_progress(it, orchestrator_pb2.STAGE_PROBLEMS, failed=1)
+            reason = response.error or f"none of {response.generated} generated problems was valid"
+            await self.finish(it, orchestrator_pb2.ITERATION_PHASE_FAILED, f"problem generation: {reason}")
+            return
+        for problem in response.problems:
+            ps = orchestrator_pb2.ProblemState(problem=problem, stage_done=orchestrator_pb2.STAGE_PROBLEMS)
+            await self.save_problem(it.iteration_id, ps)
+            it.problem_ids.append(problem.problem_id)
+        core.mark_progress(it, orchestrator_pb2.STAGE_PROBLEMS, done=1)
+        for stage in core.PROBLEM_STAGES:
+            core.stats(it, stage).total = len(response.problems)
+        await self.save(it)
+        await self.emit(
+            it,
+            orchestrator_pb2.STAGE_PROBLEMS,
+            f"{len(response.problems)} problems kept of {response.generated}",
+        )
+        await self.dispatch(it)
+
+    async def _on_problem_result(
+        self, it: orchestrator_pb2.Iteration, service: str, response: Message
+    ) -> None:
+        stage = STAGE_OF_SERVICE[service]
+        problem_id = getattr(response, "problem_id", "")
+        ps = await self.load_problem(it.iteration_id, problem_id)
+        if ps is None:
+            raise Reject(f"{service} result for an unknown problem {problem_id!r}")
+        if ps.error or ps.stage_done >= stage:
+            await self.dispatch_problem(it, ps)  # already applied
+            return
+        error = getattr(response, "error", "")
+        if not error:
+            error = self._apply(it, ps, response)
+        if error:
+            ps.error = f"{core.stage_name(stage)}: {error}"
+            core.fail_problem_from(it, stage)
+            PROBLEMS.labels(outcome="failed").inc()
+            log.warning(
+                "problem failed",
+                extra={"iteration_id": it.iteration_id, "problem_id": problem_id, "error": ps.error},
+            )
+        else:
+            ps.stage_done = stage  # type: ignore[assignment]
+            core.mark_progress(it, stage, done=1)
+        await self.save_problem(it.iteration_id, ps)
+        await self.save(it)
+        await self.emit(it, stage)
+        await self.dispatch_problem(it, ps)
+        if core.problem_finished(ps):
+            await self.maybe_train(it, await self.problems(it))
+
+    def _apply(
+        self, it: orchestrator_pb2.Iteration, ps: orchestrator_pb2.ProblemState, response: Message
+    ) -> str:
+        """Copy a stage's answer into the problem state; returns an error text when it is unusable."""
+        if isinstance(response, testsynth_pb2.SynthesizeTestsResponse):
+            if not response.tests:
+                return f"no valid test input among {response.generated} written"
+            ps.tests.extend(response.tests)
+            it.tests_kept += len(response.tests)
+            TESTS.inc(len(response.tests))
+        elif isinstance(response, sampler_pb2.SampleCandidatesResponse):
+            if not response.candidates:
+                return "the sampler returned no candidates"
+            ps.candidates.extend(response.candidates)
+            ps.sampler_adapter = response.adapter_name
+            it.candidates += len(response.candidates)
+            CANDIDATES.inc(len(response.candidates))
+        elif isinstance(response, executor_pb2.ExecuteResponse):
+            if len(response.results) != len(ps.candidates):
+                return f"{len(response.results)} results for {len(ps.candidates)} candidates"
+            ps.results.extend(response.results)
+            executions = sum(len(r.outcomes) for r in response.results)
+            it.executions += executions
+            EXECUTIONS.inc(executions)
+        elif isinstance(response, clusterer_pb2.ClusterResponse):
+            ps.selection.CopyFrom(response.selection)
+            if response.selection.selected:
+                it.selected += 1
+                SELECTED.inc()
+            PROBLEMS.labels(outcome="selected" if response.selection.selected else "no_consensus").inc()
+        return ""
+
+    async def _on_trained(self, it: orchestrator_pb2.Iteration, response: trainer_pb2.TrainResponse) -> None:
+        if response.error:
+            core.mark_progress(it, orchestrator_pb2.STAGE_TRAINING, failed=1)
+            await self.finish(it, orchestrator_pb2.ITERATION_PHASE_FAILED, f"training: {response.error}")
+            return
+        it.model_version_out.CopyFrom(response.model_version)
+        core.mark_progress(it, orchestrator_pb2.STAGE_TRAINING, done=1)
+        await self.finish(
+            it,
+            orchestrator_pb2.ITERATION_PHASE_COMPLETED,
+            f"adapter v{response.model_version.version} trained (loss {response.final_loss:.3f})",
+        )
+
+    async def recover(self) -> None:
+        """Re-dispatch every running iteration from its saved state (after a restart)."""
+        running = [
+            it for it in await self.list_iterations() if it.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING
+        ]
+        RUNNING.set(len(running))
+        for it in running:
+            log.info("resuming iteration", extra={"iteration_id": it.iteration_id})
+            async with self.lock:
+                await self.dispatch(it)
+
+
+def _valid_id(iteration_id: str) -> bool:
+    return all(ch.isalnum() or ch in "-_" for ch in iteration_id)
+
+
+class ResultsWorker(JetStreamWorker):
+    """Consumes every stage's answers (one at a time: state changes are serialised)."""
+
+    def __init__(self, bus: Bus, orchestrator: Orchestrator) -> None:
+        super().__init__(
+            bus,
+            "orchestrator",
+            subject="ucoder.results.>",
+            stream=subjects.RESULTS_STREAM,
+            durable="orchestrator",
+            concurrency=1,
+            ack_wait_s=30.0,
+            max_deliver=10,
+        )
+        self.orchestrator = orchestrator
+
+    async def handle(self, msg: Msg) -> None:
+        await self.orchestrator.on_result(msg.subject.rsplit(".", 1)[-1], msg.data)
+
+
+class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orchestrator = orchestrator
+
+    @rpc
+    async def StartIteration(
+        self, request: orchestrator_pb2.StartIterationRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.Iteration:
+        return await self.orchestrator.start_iteration(request.spec)
+
+    @rpc
+    async def GetIteration(
+        self, request: orchestrator_pb2.GetIterationRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.Iteration:
+        return await self.orchestrator.get(request.iteration_id, request.include_problems)
+
+    @rpc
+    async def ListIterations(
+        self, request: orchestrator_pb2.ListIterationsRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ListIterationsResponse:
+        return orchestrator_pb2.ListIterationsResponse(iterations=await self.orchestrator.list_iterations())
+
+    @rpc
+    async def WatchIteration(
+        self, request: orchestrator_pb2.WatchIterationRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[orchestrator_pb2.ProgressEvent]:
+        async for event in self.orchestrator.watch(request.iteration_id):
+            yield event
+
+    @rpc
+    async def CancelIteration(
+        self, request: orchestrator_pb2.CancelIterationRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.Iteration:
+        return await self.orchestrator.cancel(request.iteration_id)
+
+
+async def build(cfg: OrchestratorConfig, bus: Bus) -> ServiceParts:
+    orchestrator = Orchestrator(cfg, bus)
+    binding = GrpcBinding(
+        orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server,
+        OrchestratorServicer(orchestrator),
+        "ucoder.v1.OrchestratorService",
+    )
+    return ServiceParts(
+        bindings=[binding], workers=[ResultsWorker(bus, orchestrator)], ready=orchestrator.recover
+    )

@@ -1,0 +1,267 @@
+"""Sampler service: the only holder of the serving model (vLLM), with per-version LoRA adapters.
+
+Serves raw generations (gRPC Generate, and NATS request/reply for problemgen and
+testsynth) and candidate solutions (gRPC SampleCandidates, and the `sampler` work queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from prometheus_client import Counter, Histogram
+
+from services.sampler import core
+from services.sampler.engine import Completion, EngineConfig, SamplerEngine
+from ucoder_common import models, registry, subjects
+from ucoder_common.bus import Bus, stage_worker
+from ucoder_common.config import ConfigError, ServiceConfig, setting
+from ucoder_common.errors import FailedPrecondition, InvalidArgument, Unavailable, rpc
+from ucoder_common.pb import common_pb2, sampler_pb2, sampler_pb2_grpc
+from ucoder_common.service import GrpcBinding, ServiceParts
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter(
+    "ucoder_sampler_requests", "Generation requests, by kind and outcome.", ["kind", "outcome"]
+)
+TOKENS = Counter("ucoder_sampler_generated_tokens", "Tokens generated.")
+SAMPLES = Counter("ucoder_sampler_samples", "Completions returned.")
+REQUEST_SECONDS = Histogram(
+    "ucoder_sampler_request_duration_seconds",
+    "Wall time of one generation request (all n samples).",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320, 640),
+)
+
+MAX_N = 1024
+MAX_TOKENS = 4096
+
+
+@dataclass
+class SamplerConfig(ServiceConfig):
+    """Serves the model: generations and candidate solutions."""
+
+    model: str = setting("", "Base model directory (Hugging Face format); empty = the default Gemma 3 270M.")
+    max_model_len: int = setting(2048, "Longest prompt + completion in tokens.")
+    gpu_memory_utilization: float = setting(
+        0.25, "Share of GPU memory (on CPU: of host memory) vLLM may reserve."
+    )
+    max_lora_rank: int = setting(16, "Largest LoRA rank an adapter may have.")
+    adapter_cache_dir: str = setting("", "Where downloaded adapters are kept; empty = <cache>/adapters.")
+    concurrency: int = setting(4, "Sampling jobs handled at once (vLLM batches them together).")
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ConfigError(f"gpu_memory_utilization: must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.max_model_len < 128:
+            raise ConfigError(f"max_model_len: must be >= 128, got {self.max_model_len}")
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency: must be >= 1, got {self.concurrency}")
+
+
+class Sampler:
+    def __init__(self, cfg: SamplerConfig, bus: Bus) -> None:
+        self.cfg = cfg
+        self.bus = bus
+        self.engine: SamplerEngine | None = None
+        self.model_dir: Path | None = None
+        self.adapter_root = (
+            Path(cfg.adapter_cache_dir) if cfg.adapter_cache_dir else models.cache_dir() / "adapters"
+        )
+        self._answering: set[asyncio.Task[None]] = set()
+        self._subscription: Subscription | None = None
+
+    async def start(self) -> None:
+        self.model_dir = await asyncio.to_thread(models.resolve_model, self.cfg.model)
+        engine = SamplerEngine(
+            EngineConfig(
+                model=str(self.model_dir),
+                max_model_len=self.cfg.max_model_len,
+                gpu_memory_utilization=self.cfg.gpu_memory_utilization,
+                max_lora_rank=self.cfg.max_lora_rank,
+            )
+        )
+        await engine.start()
+        self.engine = engine
+        log.info("model loaded", extra={"model": str(self.model_dir)})
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+        if self._answering:
+            await asyncio.wait(self._answering, timeout=self.cfg.shutdown_grace_s)
+        if self.engine is not None:
+            await self.engine.close()
+
+    async def _adapter(self, version: int) -> tuple[str, int, str] | None:
+        """The LoRA of a registry version: None for the base model (version 0)."""
+        if version == 0:
+            return None
+        entry = await registry.get_version(self.bus, version)
+        if entry is None:
+            raise FailedPrecondition(f"model_version: version {version} is not registered")
+        if self.model_dir is not None and entry.base_model and Path(entry.base_model) != self.model_dir:
+            raise FailedPrecondition(
+                f"model_version: version {version} adapts {entry.base_model}, "
+                f"but this sampler serves {self.model_dir}"
+            )
+        path = await registry.fetch_adapter(self.bus, entry, self.adapter_root)
+        return registry.adapter_name(version), version, str(path)
+
+    async def sample(
+        self,
+        prompt: str,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        stop: list[str],
+        version: int,
+        kind: str,
+    ) -> tuple[list[Completion], str]:
+        if self.engine is None:
+            raise Unavailable("the model is still loading")
+        if not prompt:
+            raise InvalidArgument("prompt: must not be empty")
+        if not 1 <= n <= MAX_N:
+            raise InvalidArgument(f"n: must be in 1..{MAX_N}, got {n}")
+        if not 0.0 <= temperature <= 2.0:
+            raise InvalidArgument(f"temperature: must be in [0, 2], got {temperature}")
+        if not 1 <= max_tokens <= MAX_TOKENS:
+            raise InvalidArgument(f"max_tokens: must be in 1..{MAX_TOKENS}, got {max_tokens}")
+        if version < 0:
+            raise InvalidArgument(f"model_version: must be >= 0, got {version}")
+        adapter = await self._adapter(version)
+        started = time.monotonic()
+        try:
+            completions = await self.engine.generate(prompt, n, temperature, max_tokens, stop, adapter)
+        except Exception:
+            REQUESTS.labels(kind=kind, outcome="error").inc()
+            raise
+        REQUEST_SECONDS.observe(time.monotonic() - started)
+        REQUESTS.labels(kind=kind, outcome="ok").inc()
+        SAMPLES.inc(len(completions))
+        TOKENS.inc(sum(c.num_tokens for c in completions))
+        return completions, adapter[0] if adapter else ""
+
+    async def generate(self, request: sampler_pb2.GenerateRequest) -> sampler_pb2.GenerateResponse:
+        completions, adapter = await self.sample(
+            request.prompt,
+            request.n,
+            request.temperature,
+            request.max_tokens,
+            list(request.stop),
+            request.model_version,
+            "generate",
+        )
+        return sampler_pb2.GenerateResponse(
+            completions=[
+                sampler_pb2.Completion(
+                    text=c.text, cumulative_logprob=c.cumulative_logprob, num_tokens=c.num_tokens
+                )
+                for c in completions
+            ],
+            model_version=request.model_version,
+            adapter_name=adapter,
+        )
+
+    async def sample_candidates(
+        self, request: sampler_pb2.SampleCandidatesRequest
+    ) -> sampler_pb2.SampleCandidatesResponse:
+        problem = request.problem
+        if not problem.prompt:
+            raise InvalidArgument("problem.prompt: must not be empty")
+        completions, adapter = await self.sample(
+            problem.prompt,
+            request.n,
+            request.temperature or 0.8,
+            request.max_tokens or 256,
+            core.CANDIDATE_STOP,
+            request.model_version,
+            "candidates",
+        )
+        return sampler_pb2.SampleCandidatesResponse(
+            iteration_id=request.iteration_id,
+            problem_id=problem.problem_id,
+            candidates=[
+                common_pb2.Candidate(
+                    candidate_id=core.candidate_id(problem.problem_id, index),
+                    code=core.assemble_candidate(problem.prompt, c.text),
+                    cumulative_logprob=c.cumulative_logprob,
+                    num_tokens=c.num_tokens,
+                )
+                for index, c in enumerate(completions)
+            ],
+            model_version=request.model_version,
+            adapter_name=adapter,
+        )
+
+    async def subscribe(self) -> None:
+        """Answer generation requests on NATS (queue group: replicas share them)."""
+
+        async def answer(msg: Msg) -> None:
+            try:
+                request = sampler_pb2.GenerateRequest.FromString(msg.data)
+                response = await self.generate(request)
+            except Exception as exc:
+                if not isinstance(exc, InvalidArgument | FailedPrecondition | Unavailable):
+                    log.exception("generation failed")
+                response = sampler_pb2.GenerateResponse(error=f"{type(exc).__name__}: {exc}")
+            await msg.respond(response.SerializeToString())
+
+        async def on_message(msg: Msg) -> None:
+            # Answer concurrently so vLLM can batch requests from all callers.
+            task = asyncio.create_task(answer(msg))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+        self._subscription = await self.bus.nc.subscribe(
+            subjects.SAMPLER_GENERATE, queue="sampler", cb=on_message
+        )
+
+
+class SamplerServicer(sampler_pb2_grpc.SamplerServiceServicer):
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+
+    @rpc
+    async def Generate(
+        self, request: sampler_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> sampler_pb2.GenerateResponse:
+        return await self.sampler.generate(request)
+
+    @rpc
+    async def SampleCandidates(
+        self, request: sampler_pb2.SampleCandidatesRequest, context: grpc.aio.ServicerContext
+    ) -> sampler_pb2.SampleCandidatesResponse:
+        return await self.sampler.sample_candidates(request)
+
+
+async def build(cfg: SamplerConfig, bus: Bus) -> ServiceParts:
+    sampler = Sampler(cfg, bus)
+    worker = stage_worker(
+        bus,
+        "sampler",
+        sampler_pb2.SampleCandidatesRequest,
+        sampler_pb2.SampleCandidatesResponse,
+        sampler.sample_candidates,
+        concurrency=cfg.concurrency,
+        ack_wait_s=120.0,
+    )
+    binding = GrpcBinding(
+        sampler_pb2_grpc.add_SamplerServiceServicer_to_server,
+        SamplerServicer(sampler),
+        "ucoder.v1.SamplerService",
+    )
+
+    async def ready() -> None:
+        await sampler.start()
+        await sampler.subscribe()
+
+    return ServiceParts(bindings=[binding], workers=[worker], ready=ready, close=[sampler.close])

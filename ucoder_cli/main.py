@@ -1,0 +1,446 @@
+"""`ucoder`: start a local stack, then trigger and watch self-training iterations.
+
+    ucoder up [--model DIR]          start nats-server and the seven services on loopback
+    ucoder status | down             inspect / stop that stack
+    ucoder iterate [spec flags]      start an iteration and watch it to the end
+    ucoder get ID | list | watch ID | cancel ID
+
+The orchestrator is found from --orchestrator, else $UCODER_ORCHESTRATOR, else the local
+stack's stack.json (under $UCODER_HOME, default ~/.ucoder). Failures print one line
+`ucoder: ...` on stderr: exit 2 for usage and gRPC errors, 1 for a failed/cancelled iteration
+or a stack that cannot start, 130 on Ctrl-C. Set UCODER_DEBUG=1 to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+from rich.console import Console
+from rich.live import Live
+
+from ucoder_cli import render
+from ucoder_common import localstack
+from ucoder_common.localstack import NATS, SERVICES, StackError, StackPaths
+from ucoder_common.pb import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+
+UNARY_TIMEOUT_S = 60.0
+# How long `watch` keeps trying to reach a restarting orchestrator before giving up.
+RECONNECT_S = 120.0
+# Without a terminal, progress is printed as lines at most this often per stage.
+PLAIN_EVERY_S = 10.0
+SIGNATURE_MODES = {
+    "output": common_pb2.SIGNATURE_MODE_OUTPUT,
+    "pass": common_pb2.SIGNATURE_MODE_PASS,
+}
+
+
+class CliError(Exception):
+    """A failure shown as one line `ucoder: <message>`; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _paths(args: argparse.Namespace) -> StackPaths:
+    if args.home:
+        return StackPaths(Path(args.home).expanduser())
+    return StackPaths.default()
+
+
+def orchestrator_address(args: argparse.Namespace) -> str:
+    """--orchestrator, else $UCODER_ORCHESTRATOR, else the local stack's orchestrator."""
+    if getattr(args, "orchestrator", None):
+        return str(args.orchestrator)
+    env = os.environ.get("UCODER_ORCHESTRATOR", "")
+    if env:
+        return env
+    paths = _paths(args)
+    info = localstack.read_stack(paths)
+    if info is None or not info.orchestrator_address:
+        raise CliError("no stack running: start one with `ucoder up`")
+    if not info.alive("orchestrator"):
+        log = info.services["orchestrator"].log
+        raise CliError(
+            f"the local stack's orchestrator (pid {info.services['orchestrator'].pid}) is not running; "
+            f"see {log}, then `ucoder down && ucoder up`"
+        )
+    return info.orchestrator_address
+
+
+def _grpc_error(exc: grpc.RpcError, address: str) -> CliError:
+    code = exc.code() if hasattr(exc, "code") else None
+    details = (exc.details() if hasattr(exc, "details") else "") or str(code)
+    details = " ".join(str(details).split())  # one line
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return CliError(
+            f"orchestrator at {address} is unavailable ({details}); start the stack with `ucoder up`"
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return CliError(f"orchestrator at {address} did not answer in time ({details})")
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+        return CliError(details)
+    name = code.name if code is not None else "UNKNOWN"
+    return CliError(f"{name.lower()}: {details}")
+
+
+class Client:
+    """The orchestrator's gRPC API with CLI error mapping."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.channel = grpc.insecure_channel(address)
+        self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.channel.close()
+
+    def call(self, method: str, request: object) -> object:
+        try:
+            return getattr(self.stub, method)(request, timeout=UNARY_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise _grpc_error(exc, self.address) from None
+
+
+def _iteration_exit(it: orchestrator_pb2.Iteration) -> int:
+    if it.phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED:
+        return 0
+    if it.phase in render.TERMINAL_PHASES:
+        what = render.phase_name(it.phase)
+        print(
+            f"ucoder: iteration {it.iteration_id} {what}: {it.error or 'no error recorded'}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def watch_iteration(client: Client, iteration_id: str, console: Console) -> orchestrator_pb2.Iteration:
+    """Show progress bars until the iteration ends; returns its final state (without problems).
+
+    Reconnects when the orchestrator goes away mid-watch (it may be restarted); the stream
+    replays events from the start and the bars take absolute counts, so nothing double-counts.
+    """
+    bars = render.StageProgress(console)
+    request = orchestrator_pb2.WatchIterationRequest(iteration_id=iteration_id)
+    lost_since: float | None = None
+    last_key: tuple[int, int] = (-1, -1)
+    last_print = 0.0
+    with bars.progress if console.is_terminal else contextlib.nullcontext():
+        while True:
+            try:
+                for event in client.stub.WatchIteration(request):
+                    lost_since = None
+                    bars.update(event)
+                    if not console.is_terminal:
+                        # Plain lines for logs: on a new stage or phase, else at most every PLAIN_EVERY_S.
+                        key = (event.stage, event.phase)
+                        now = time.monotonic()
+                        if key != last_key or now - last_print >= PLAIN_EVERY_S:
+                            console.print(_plain_progress(event))
+                            last_key, last_print = key, now
+                    if event.phase in render.TERMINAL_PHASES:
+                        break
+            except grpc.RpcError as exc:
+                code = exc.code() if hasattr(exc, "code") else None
+                if code != grpc.StatusCode.UNAVAILABLE:
+                    raise _grpc_error(exc, client.address) from None
+                now = time.monotonic()
+                lost_since = lost_since or now
+                if now - lost_since > RECONNECT_S:
+                    raise _grpc_error(exc, client.address) from None
+                time.sleep(2.0)
+                continue
+            it = client.call("GetIteration", orchestrator_pb2.GetIterationRequest(iteration_id=iteration_id))
+            assert isinstance(it, orchestrator_pb2.Iteration)
+            if it.phase in render.TERMINAL_PHASES:
+                bars.finish()
+                return it
+            time.sleep(1.0)  # the stream ended early (e.g. a restart): watch again
+
+
+def _plain_progress(event: orchestrator_pb2.ProgressEvent) -> str:
+    total = event.total if event.total > 0 else "?"
+    failed = f", {event.failed} failed" if event.failed else ""
+    phase = render.phase_name(event.phase)
+    return f"[{phase}] {render.stage_name(event.stage)}: {event.done}/{total}{failed}"
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_up(args: argparse.Namespace, console: Console) -> int:
+    paths = _paths(args)
+    services = tuple(s.strip() for s in args.services.split(",") if s.strip()) if args.services else SERVICES
+    states: dict[str, str] = {}
+    since: dict[str, float] = {}
+    ended: dict[str, float] = {}
+
+    def on_status(name: str, state: str) -> None:
+        if states.get(name) != state:
+            since.setdefault(name, time.monotonic())
+            if state != "starting":
+                ended[name] = time.monotonic()
+            states[name] = state
+            if not console.is_terminal:
+                console.print(f"{name}: {state}")
+
+    def start() -> localstack.StackInfo:
+        return localstack.start_stack(
+            paths, model=args.model or "", services=services, on_status=on_status, timeout_s=args.timeout
+        )
+
+    console.print(f"starting the local stack in {paths.home} (logs: {paths.logs})")
+    if console.is_terminal:
+        with Live(
+            get_renderable=lambda: render.startup_table(states, since, ended),
+            console=console,
+            refresh_per_second=4,
+            transient=False,
+        ):
+            info = start()
+    else:
+        info = start()
+    console.print(f"[green]stack up[/green]: nats {info.nats_url}, logs in {paths.logs}")
+    if info.orchestrator_address:
+        console.print(f"orchestrator: {info.orchestrator_address}  (next: `ucoder iterate`)")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, console: Console) -> int:
+    paths = _paths(args)
+    if localstack.read_stack(paths) is None:
+        console.print(f"no stack running (home {paths.home})")
+        return 0
+    localstack.stop_stack(paths, grace_s=args.grace)
+    console.print("stack stopped")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    paths = _paths(args)
+    info = localstack.read_stack(paths)
+    if info is None:
+        console.print(f"no stack running (home {paths.home}); start one with `ucoder up`")
+        return 0
+    rows = []
+    for proc in localstack.iter_processes(info):
+        alive = info.alive(proc.name)
+        if not alive:
+            state = "UNREACHABLE"
+        elif proc.name == NATS:
+            state = "SERVING" if localstack.port_open(proc.grpc_port) else "UNREACHABLE"
+        else:
+            state = localstack.health(info.address(proc.name), 1.0)
+        rows.append(
+            render.ServiceRow(proc.name, proc.pid, alive, state, proc.grpc_port, proc.metrics_port, proc.log)
+        )
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.started_unix))
+    console.print(render.status_table(rows, title=f"local stack (started {started}, home {paths.home})"))
+    if info.orchestrator_address:
+        console.print(f"orchestrator: {info.orchestrator_address}")
+    bad = [r.name for r in rows if r.health != "SERVING"]
+    if bad:
+        console.print(f"[yellow]not serving: {', '.join(bad)}[/yellow] (logs in {paths.logs})")
+        return 1
+    return 0
+
+
+def _spec(args: argparse.Namespace) -> orchestrator_pb2.IterationSpec:
+    return orchestrator_pb2.IterationSpec(
+        num_problems=args.problems,
+        tests_per_problem=args.tests,
+        samples_per_problem=args.samples,
+        rho=args.rho,
+        tau=args.tau,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        signature_mode=SIGNATURE_MODES.get(args.signature_mode or "", common_pb2.SIGNATURE_MODE_UNSPECIFIED),
+        model=args.model or "",
+        train_epochs=args.epochs,
+    )
+
+
+def cmd_iterate(args: argparse.Namespace, console: Console) -> int:
+    spec = _spec(args)
+    with Client(orchestrator_address(args)) as client:
+        it = client.call("StartIteration", orchestrator_pb2.StartIterationRequest(spec=spec))
+        assert isinstance(it, orchestrator_pb2.Iteration)
+        console.print(f"iteration [bold]{it.iteration_id}[/bold] started ({render.spec_line(it.spec)})")
+        if args.no_watch:
+            console.print(f"watch it with `ucoder watch {it.iteration_id}`")
+            return 0
+        return _watch_and_report(client, it.iteration_id, console)
+
+
+def _watch_and_report(client: Client, iteration_id: str, console: Console) -> int:
+    try:
+        final = watch_iteration(client, iteration_id, console)
+    except KeyboardInterrupt:
+        raise CliError(
+            f"stopped watching; iteration {iteration_id} keeps running "
+            f"(`ucoder watch {iteration_id}` resumes, `ucoder cancel {iteration_id}` stops it)",
+            code=130,
+        ) from None
+    console.print(render.result_table(final))
+    return _iteration_exit(final)
+
+
+def cmd_watch(args: argparse.Namespace, console: Console) -> int:
+    with Client(orchestrator_address(args)) as client:
+        return _watch_and_report(client, args.iteration_id, console)
+
+
+def cmd_get(args: argparse.Namespace, console: Console) -> int:
+    with Client(orchestrator_address(args)) as client:
+        request = orchestrator_pb2.GetIterationRequest(
+            iteration_id=args.iteration_id, include_problems=args.include_problems
+        )
+        it = client.call("GetIteration", request)
+    assert isinstance(it, orchestrator_pb2.Iteration)
+    if args.json:
+        sys.stdout.write(json_format.MessageToJson(it, preserving_proto_field_name=True) + "\n")
+    else:
+        console.print(render.result_table(it))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    with Client(orchestrator_address(args)) as client:
+        reply = client.call("ListIterations", orchestrator_pb2.ListIterationsRequest())
+    assert isinstance(reply, orchestrator_pb2.ListIterationsResponse)
+    if not reply.iterations:
+        console.print("no iterations yet; start one with `ucoder iterate`")
+        return 0
+    console.print(render.iterations_table(list(reply.iterations)))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
+    with Client(orchestrator_address(args)) as client:
+        request = orchestrator_pb2.CancelIterationRequest(iteration_id=args.iteration_id)
+        it = client.call("CancelIteration", request)
+    assert isinstance(it, orchestrator_pb2.Iteration)
+    console.print(f"iteration {it.iteration_id}: {render.phase_name(it.phase)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ucoder",
+        description="UCoder: self-training code models without external data.",
+    )
+    parser.add_argument("--home", help="stack home (default $UCODER_HOME or ~/.ucoder)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace, Console], int], help: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    def remote(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--orchestrator",
+            metavar="HOST:PORT",
+            help="orchestrator address (default $UCODER_ORCHESTRATOR, else the local stack)",
+        )
+
+    up = add("up", cmd_up, "start nats-server and the services on loopback")
+    up.add_argument("--model", metavar="DIR", help="base model directory (default: the services' default)")
+    up.add_argument(
+        "--services",
+        metavar="A,B",
+        help=f"comma-separated subset to start (default all: {','.join(SERVICES)})",
+    )
+    up.add_argument(
+        "--timeout", type=float, default=900.0, metavar="S", help="seconds to wait for SERVING (default 900)"
+    )
+
+    down = add("down", cmd_down, "stop the local stack")
+    down.add_argument("--grace", type=float, default=20.0, metavar="S", help="seconds before SIGKILL")
+    add("status", cmd_status, "show the local stack's processes, health and ports")
+
+    it = add("iterate", cmd_iterate, "start a self-training iteration and watch it")
+    it.add_argument("--problems", type=int, default=0, metavar="N", help="problems to generate")
+    it.add_argument("--tests", type=int, default=0, metavar="N", help="tests per problem")
+    it.add_argument("--samples", type=int, default=0, metavar="N", help="candidates per problem")
+    it.add_argument("--rho", type=float, default=0.0, metavar="F", help="reliability filter (0 = 0.8)")
+    it.add_argument("--tau", type=int, default=0, metavar="N", help="minimum cluster size (0 = 2)")
+    it.add_argument("--temperature", type=float, default=0.0, metavar="F", help="sampling temperature")
+    it.add_argument("--max-tokens", type=int, default=0, metavar="N", help="token budget per candidate")
+    it.add_argument("--signature-mode", choices=sorted(SIGNATURE_MODES), help="execution signature")
+    it.add_argument("--model", metavar="DIR", help="base model the sampler serves")
+    it.add_argument("--epochs", type=int, default=0, metavar="N", help="training epochs (0 = 1)")
+    it.add_argument("--no-watch", action="store_true", help="print the id and return at once")
+    remote(it)
+
+    get = add("get", cmd_get, "show one iteration")
+    get.add_argument("iteration_id")
+    get.add_argument("--json", action="store_true", help="print the Iteration message as JSON")
+    get.add_argument("--include-problems", action="store_true", help="include per-problem state (large)")
+    remote(get)
+
+    remote(add("list", cmd_list, "list iterations"))
+
+    watch = add("watch", cmd_watch, "watch an iteration's progress until it ends")
+    watch.add_argument("iteration_id")
+    remote(watch)
+
+    cancel = add("cancel", cmd_cancel, "cancel a running iteration")
+    cancel.add_argument("iteration_id")
+    remote(cancel)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `ucoder`; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    console = Console(highlight=False)
+    debug = os.environ.get("UCODER_DEBUG", "") not in ("", "0")
+    try:
+        code: int = args.func(args, console)
+        return code
+    except CliError as exc:
+        print(f"ucoder: {exc}", file=sys.stderr)
+        return exc.code
+    except StackError as exc:
+        print(f"ucoder: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ucoder: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:
+        if debug:
+            raise
+        print(f"ucoder: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the CLI's promise: one line, never a traceback
+        if debug:
+            raise
+        print(
+            f"ucoder: internal error: {type(exc).__name__}: {exc} (UCODER_DEBUG=1 shows more)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Pure rendering for the CLI: protos in, rich renderables or strings out (no I/O, no gRPC)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from ucoder_common.pb import common_pb2, orchestrator_pb2
+
+Iteration = orchestrator_pb2.Iteration
+ProgressEvent = orchestrator_pb2.ProgressEvent
+
+PIPELINE_STAGES: tuple[int, ...] = (
+    orchestrator_pb2.STAGE_PROBLEMS,
+    orchestrator_pb2.STAGE_TESTS,
+    orchestrator_pb2.STAGE_SAMPLING,
+    orchestrator_pb2.STAGE_EXECUTION,
+    orchestrator_pb2.STAGE_CLUSTERING,
+    orchestrator_pb2.STAGE_TRAINING,
+)
+TERMINAL_PHASES = frozenset(
+    {
+        orchestrator_pb2.ITERATION_PHASE_COMPLETED,
+        orchestrator_pb2.ITERATION_PHASE_FAILED,
+        orchestrator_pb2.ITERATION_PHASE_CANCELLED,
+    }
+)
+
+
+def stage_name(stage: int) -> str:
+    """STAGE_SAMPLING -> "sampling"; unknown values stay readable."""
+    try:
+        return orchestrator_pb2.Stage.Name(stage).removeprefix("STAGE_").lower()
+    except ValueError:
+        return f"stage {stage}"
+
+
+def phase_name(phase: int) -> str:
+    """ITERATION_PHASE_COMPLETED -> "completed"."""
+    try:
+        return orchestrator_pb2.IterationPhase.Name(phase).removeprefix("ITERATION_PHASE_").lower()
+    except ValueError:
+        return f"phase {phase}"
+
+
+def signature_mode_name(mode: int) -> str:
+    try:
+        return common_pb2.SignatureMode.Name(mode).removeprefix("SIGNATURE_MODE_").lower()
+    except ValueError:
+        return f"mode {mode}"
+
+
+def format_duration(ms: int | float) -> str:
+    """Milliseconds as a short human duration: 850ms, 12.3s, 4m 05s, 2h 03m."""
+    ms = max(0, int(ms))
+    if ms < 1000:
+        return f"{ms}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {(whole % 3600) // 60:02d}m"
+
+
+def stage_timing(stats: orchestrator_pb2.StageStats, now_ms: int | None = None) -> str:
+    """How long a stage took: "12.3s", "4.0s (running)" while it runs, "-" when not started."""
+    if stats.started_unix_ms <= 0:
+        return "-"
+    if stats.finished_unix_ms > 0:
+        return format_duration(stats.finished_unix_ms - stats.started_unix_ms)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return f"{format_duration(now - stats.started_unix_ms)} (running)"
+
+
+def format_time(unix_ms: int) -> str:
+    """Local wall-clock time of a unix-ms timestamp ("-" when unset)."""
+    if unix_ms <= 0:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix_ms / 1000))
+
+
+def adapter_text(it: Iteration) -> str:
+    """The model this iteration trained: "v3 (adapter-object)" or "none"."""
+    if not it.HasField("model_version_out") or it.model_version_out.version <= 0:
+        return "none"
+    out = it.model_version_out
+    obj = out.adapter_object or "no adapter object"
+    return f"v{out.version} ({obj})"
+
+
+def _stats_by_stage(it: Iteration) -> dict[int, orchestrator_pb2.StageStats]:
+    return {s.stage: s for s in it.stages}
+
+
+def result_table(it: Iteration, now_ms: int | None = None) -> Table:
+    """The summary of one iteration: counts, the trained adapter, and time per stage."""
+    table = Table(title=f"iteration {it.iteration_id} - {phase_name(it.phase)}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("phase", phase_name(it.phase))
+    table.add_row("problems (kept / generated)", f"{_kept(it)} / {it.problems_generated}")
+    table.add_row("problems rejected", str(it.problems_rejected))
+    table.add_row("tests kept", str(it.tests_kept))
+    table.add_row("candidates", str(it.candidates))
+    table.add_row("executions", str(it.executions))
+    table.add_row("selected", str(it.selected))
+    table.add_row("model in", f"v{it.model_version_in}")
+    table.add_row("adapter trained", adapter_text(it))
+    if it.HasField("model_version_out") and it.model_version_out.train_examples:
+        out = it.model_version_out
+        table.add_row("training", f"{out.train_examples} examples, loss {out.train_loss:.4f}")
+    stats = _stats_by_stage(it)
+    for stage in PIPELINE_STAGES:
+        row = stats.get(stage)
+        timing = stage_timing(row, now_ms) if row is not None else "-"
+        if row is not None and row.failed:
+            timing += f"  ({row.failed} failed)"
+        table.add_row(f"time {stage_name(stage)}", timing)
+    if it.created_unix_ms > 0 and it.finished_unix_ms > 0:
+        table.add_row("time total", format_duration(it.finished_unix_ms - it.created_unix_ms))
+    if it.error:
+        table.add_row("error", f"[red]{it.error}[/red]")
+    return table
+
+
+def _kept(it: Iteration) -> int:
+    """Problems kept: the per-problem states when the reply has them, else generated - rejected."""
+    if it.problems:
+        return len(it.problems)
+    return max(0, it.problems_generated - it.problems_rejected)
+
+
+def iterations_table(iterations: Sequence[Iteration]) -> Table:
+    """One row per iteration, newest first."""
+    table = Table(title="iterations")
+    for col in ("id", "phase", "stage", "created", "problems", "selected", "model in", "adapter out"):
+        table.add_column(col)
+    for it in sorted(iterations, key=lambda i: i.created_unix_ms, reverse=True):
+        table.add_row(
+            it.iteration_id,
+            phase_name(it.phase),
+            stage_name(it.stage),
+            format_time(it.created_unix_ms),
+            str(_kept(it)),
+            str(it.selected),
+            f"v{it.model_version_in}",
+            adapter_text(it),
+        )
+    return table
+
+
+def spec_line(spec: orchestrator_pb2.IterationSpec) -> str:
+    """The requested settings in one line (0 means the server's default)."""
+    parts = [
+        f"problems={spec.num_problems}",
+        f"tests={spec.tests_per_problem}",
+        f"samples={spec.samples_per_problem}",
+        f"rho={spec.rho:g}",
+        f"tau={spec.tau}",
+        f"temperature={spec.temperature:g}",
+        f"max_tokens={spec.max_tokens}",
+        f"signature={signature_mode_name(spec.signature_mode)}",
+        f"epochs={spec.train_epochs}",
+    ]
+    if spec.model:
+        parts.append(f"model={spec.model}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """One process of the local stack as `ucoder status` shows it."""
+
+    name: str
+    pid: int
+    alive: bool
+    health: str
+    grpc_port: int
+    metrics_port: int
+    log: str
+
+
+def status_table(rows: Iterable[ServiceRow], title: str = "local stack") -> Table:
+    table = Table(title=title)
+    for col in ("process", "pid", "alive", "health", "grpc", "metrics"):
+        table.add_column(col)
+    table.add_column("log", overflow="fold")
+    colours = {"SERVING": "green", "NOT_SERVING": "yellow", "UNREACHABLE": "red"}
+    for row in rows:
+        colour = colours.get(row.health, "white")
+        table.add_row(
+            row.name,
+            str(row.pid),
+            "yes" if row.alive else "[red]no[/red]",
+            f"[{colour}]{row.health}[/{colour}]",
+            str(row.grpc_port or "-"),
+            str(row.metrics_port or "-"),
+            row.log,
+        )
+    return table
+
+
+def startup_table(
+    states: dict[str, str],
+    started: dict[str, float],
+    ended: dict[str, float] | None = None,
+    now: float | None = None,
+) -> Table:
+    """Live view of `ucoder up`: each process, its state, and how long it took (or has taken so far)."""
+    now = time.monotonic() if now is None else now
+    ended = ended or {}
+    table = Table(title="starting the local stack")
+    table.add_column("process")
+    table.add_column("state")
+    table.add_column("elapsed")
+    colours = {"starting": "yellow", "serving": "green", "exited": "red"}
+    for name, state in states.items():
+        colour = colours.get(state, "white")
+        elapsed = ended.get(name, now) - started[name]
+        table.add_row(name, f"[{colour}]{state}[/{colour}]", format_duration(elapsed * 1000))
+    return table
+
+
+class StageProgress:
+    """One progress bar per pipeline stage, fed with ProgressEvents (absolute counts, so replays are fine)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<11}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.tasks: dict[int, TaskID] = {
+            stage: self.progress.add_task(stage_name(stage), total=None, start=False, note="")
+            for stage in PIPELINE_STAGES
+        }
+        self.started: set[int] = set()
+        self.phase: int = orchestrator_pb2.ITERATION_PHASE_UNSPECIFIED
+        self.message = ""
+
+    def update(self, event: ProgressEvent) -> None:
+        self.phase = event.phase
+        if event.message:
+            self.message = event.message
+        task = self.tasks.get(event.stage)
+        if task is None:
+            return
+        if event.stage not in self.started:
+            self.progress.start_task(task)
+            self.started.add(event.stage)
+            # Earlier stages are over once a later one reports.
+            for stage in PIPELINE_STAGES:
+                if stage < event.stage and stage in self.started:
+                    self.progress.stop_task(self.tasks[stage])
+        note = f"[red]{event.failed} failed[/red]" if event.failed else ""
+        total = event.total if event.total > 0 else None
+        self.progress.update(task, completed=event.done, total=total, note=note)
+        if total is not None and event.done + event.failed >= total:
+            self.progress.stop_task(task)
+
+    def finish(self) -> None:
+        for stage in self.started:
+            self.progress.stop_task(self.tasks[stage])
+
+    def snapshot(self) -> dict[str, tuple[float, float | None, str]]:
+        """stage name -> (done, total, note): what the bars show, for tests."""
+        out: dict[str, tuple[float, float | None, str]] = {}
+        for stage, task_id in self.tasks.items():
+            task = self.progress.tasks[task_id]
+            out[stage_name(stage)] = (task.completed, task.total, str(task.fields.get("note", "")))
+        return out
+
+
+def to_text(renderable: RenderableType, width: int = 120) -> str:
+    """A renderable as plain text (what a terminal would show, without colours)."""
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(renderable)
+    return console.export_text()
