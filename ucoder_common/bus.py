@@ -350,9 +350,8 @@ class StageWorker(JetStreamWorker, Generic[RequestT, ResponseT]):
         except Reject:
             return  # nothing to answer: we do not even know which iteration it was for
         _set_if_present(response, "iteration_id", getattr(request, "iteration_id", ""))
-        problem_id = getattr(request, "problem_id", "") or (
-            request.problem.problem_id if "problem" in request.DESCRIPTOR.fields_by_name else ""
-        )
+        problem = getattr(request, "problem", None)
+        problem_id = getattr(request, "problem_id", "") or getattr(problem, "problem_id", "")
         _set_if_present(response, "problem_id", problem_id)
         _set_if_present(response, "error", reason)
         await self.bus.publish(subjects.result_subject(self.stage), response, self._msg_id(msg))

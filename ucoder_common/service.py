@@ -55,8 +55,6 @@ class ServiceParts:
     ready: Callable[[], Awaitable[None]] | None = None
     # Called on shutdown after workers and the server stopped, in order.
     close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Long-running coroutines (e.g. core NATS subscriptions) cancelled on shutdown.
-    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def build_server(
@@ -110,7 +108,6 @@ async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitab
     server, port = build_server(cfg, parts.bindings, health)
     await server.start()
     metrics_port = start_metrics_server(cfg.grpc_host, cfg.metrics_port)
-    background = [asyncio.create_task(job()) for job in parts.background]
     log.info("started", extra={"grpc_port": port, "metrics_port": metrics_port, "pid": os.getpid()})
 
     async def become_ready() -> None:
@@ -139,8 +136,6 @@ async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitab
     await health.enter_graceful_shutdown()
     for worker in parts.workers:
         await worker.stop(cfg.shutdown_grace_s)
-    for task in background:
-        task.cancel()
     await server.stop(cfg.shutdown_grace_s)
     for close in parts.close:
         try:

