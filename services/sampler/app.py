@@ -178,7 +178,7 @@ class Sampler:
         if not problem.prompt:
             raise InvalidArgument("problem.prompt: must not be empty")
         completions, adapter = await self.sample(
-            problem.prompt,
+            core.candidate_prompt(problem.prompt),
             request.n,
             request.temperature or 0.8,
             request.max_tokens or 256,

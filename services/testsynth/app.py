@@ -68,8 +68,8 @@ class TestSynthesizer:
             iteration_id=request.iteration_id, problem_id=problem.problem_id
         )
         prefix = core.calls_prefix(problem.entry_point)
-        prompt = core.build_tests_prompt(problem.prompt, problem.entry_point)
-        kept: list[core.ParsedTest] = []
+        prompt = core.build_tests_prompt(problem.prompt, problem.entry_point, problem.arity)
+        kept = core.docstring_tests(problem.prompt, problem.entry_point, problem.arity)
         for _ in range(request.max_rounds or self.cfg.max_rounds):
             if len(kept) >= request.count:
                 break

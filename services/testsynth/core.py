@@ -27,6 +27,7 @@ __all__ = [
     "calls_prefix",
     "canonical_literal",
     "dedupe_tests",
+    "docstring_tests",
     "make_test_id",
     "parse_test_inputs",
 ]
@@ -39,7 +40,28 @@ TESTS_STOP: list[str] = ["\n\n", "\ndef ", "\nclass ", "\n#", "\nif __name__", "
 #: is rejected: huge inputs make slow, unreadable tests.
 MAX_LITERAL_CHARS = 2000
 
-_FEW_SHOT = '''def merge_counts(words: list[str], min_len: int) -> dict[str, int]:
+# One worked example per arity: the base model copies the example's argument count,
+# so a 1-parameter problem shown a 2-parameter example gets 2-argument calls (seen on the
+# default model: 1 of 14 lines kept for a 1-parameter problem with a 2-parameter example).
+_FEW_SHOTS: dict[int, str] = {
+    1: '''def digit_sum(n: int) -> int:
+    """Return the sum of the decimal digits of n, ignoring its sign.
+
+    >>> digit_sum(123)
+    6
+    """
+    ...
+
+
+# Example calls of digit_sum, one per line, covering typical and edge cases:
+assert digit_sum(123) == 6
+assert digit_sum(0) == 0
+assert digit_sum(-45) == 9
+assert digit_sum(7) == 7
+assert digit_sum(1000001) == 2
+assert digit_sum(99999) == 45
+''',
+    2: '''def merge_counts(words: list[str], min_len: int) -> dict[str, int]:
     """Count the words that have at least min_len characters, ignoring case.
 
     >>> merge_counts(["Apple", "apple", "fig"], 4)
@@ -55,7 +77,25 @@ assert merge_counts(["a", "bb", "ccc"], 0) == {'a': 1, 'bb': 1, 'ccc': 1}
 assert merge_counts(["Hi, there", "hi, there"], 2) == {'hi, there': 2}
 assert merge_counts(["x"], -1) == {'x': 1}
 assert merge_counts(["Tree", "TREE", "tree", "bush"], 5) == {}
-'''
+''',
+    3: '''def clamp(value: float, low: float, high: float) -> float:
+    """Return value limited to the range [low, high].
+
+    >>> clamp(5.0, 0.0, 3.0)
+    3.0
+    """
+    ...
+
+
+# Example calls of clamp, one per line, covering typical and edge cases:
+assert clamp(5.0, 0.0, 3.0) == 3.0
+assert clamp(-1.5, 0.0, 3.0) == 0.0
+assert clamp(2.0, 0.0, 3.0) == 2.0
+assert clamp(0.0, 0.0, 0.0) == 0.0
+assert clamp(3.0, 0.0, 3.0) == 3.0
+assert clamp(1e9, -1e9, 1e9) == 1e9
+''',
+}
 
 
 @dataclass(frozen=True)
@@ -76,11 +116,11 @@ def calls_prefix(entry_point: str) -> str:
     return f"assert {entry_point}("
 
 
-def build_tests_prompt(problem_prompt: str, entry_point: str) -> str:
-    """One worked example, then the problem skeleton and the start of its first test line."""
+def build_tests_prompt(problem_prompt: str, entry_point: str, arity: int = 2) -> str:
+    """A worked example with the same number of arguments, then the skeleton and the start of a test line."""
     skeleton = problem_prompt if problem_prompt.endswith("\n") else problem_prompt + "\n"
     return (
-        _FEW_SHOT
+        _FEW_SHOTS.get(arity, _FEW_SHOTS[2])
         + "\n\n"
         + skeleton
         + "    ...\n\n\n"
@@ -221,6 +261,27 @@ def parse_test_inputs(
         else:
             tests.append(parsed)
     return tests, rejected
+
+
+def docstring_tests(problem_prompt: str, entry_point: str, arity: int) -> list[ParsedTest]:
+    """The ``>>> entry_point(...)`` examples of the skeleton's docstring, as tests.
+
+    The line after the call, when it is not another prompt, is the expected output. These
+    are the problem author's own examples, so they come first among a problem's tests.
+    """
+    lines = [line.strip() for line in problem_prompt.splitlines()]
+    asserts: list[str] = []
+    for index, line in enumerate(lines):
+        if not line.startswith(f">>> {entry_point}("):
+            continue
+        call = line.removeprefix(">>> ")
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if following and not following.startswith(">>>") and following != '"""':
+            asserts.append(f"assert {call} == {following}")
+        else:
+            asserts.append(call)
+    tests, _rejected = parse_test_inputs("\n".join(asserts), entry_point, arity)
+    return tests
 
 
 def dedupe_tests(tests: Iterable[ParsedTest]) -> tuple[list[ParsedTest], int]:

@@ -38,7 +38,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackPaths
 
 
 @pytest.fixture(scope="module")
-def orchestrator(stack: tuple[StackPaths, StackInfo]) -> Iterator[orchestrator_pb2_grpc.OrchestratorServiceStub]:
+def orchestrator(
+    stack: tuple[StackPaths, StackInfo],
+) -> Iterator[orchestrator_pb2_grpc.OrchestratorServiceStub]:
     with grpc.insecure_channel(stack[1].orchestrator_address) as channel:
         yield orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
 
@@ -49,7 +51,9 @@ def run_iteration(
     started = stub.StartIteration(orchestrator_pb2.StartIterationRequest(spec=spec))
     assert started.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING
     events = list(
-        stub.WatchIteration(orchestrator_pb2.WatchIterationRequest(iteration_id=started.iteration_id), timeout=1500)
+        stub.WatchIteration(
+            orchestrator_pb2.WatchIterationRequest(iteration_id=started.iteration_id), timeout=1500
+        )
     )
     assert events, "WatchIteration streamed no progress"
     assert events[-1].phase in TERMINAL
@@ -63,7 +67,10 @@ def test_bad_requests_are_rejected_with_the_field_named(
     orchestrator: orchestrator_pb2_grpc.OrchestratorServiceStub, tmp_path: Path
 ) -> None:
     cases = [
-        (orchestrator_pb2.IterationSpec(num_problems=0, tests_per_problem=4, samples_per_problem=4), "spec.num_problems"),
+        (
+            orchestrator_pb2.IterationSpec(num_problems=0, tests_per_problem=4, samples_per_problem=4),
+            "spec.num_problems",
+        ),
         (
             orchestrator_pb2.IterationSpec(num_problems=1, tests_per_problem=-3, samples_per_problem=4),
             "spec.tests_per_problem",
@@ -140,7 +147,9 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
     # The next iteration samples from the new version: the sampler names its adapter.
     follow, _ = run_iteration(
         orchestrator,
-        orchestrator_pb2.IterationSpec(num_problems=1, tests_per_problem=4, samples_per_problem=2, max_tokens=96),
+        orchestrator_pb2.IterationSpec(
+            num_problems=1, tests_per_problem=4, samples_per_problem=2, max_tokens=96
+        ),
     )
     assert follow.model_version_in == version.version
     sampled = [p for p in follow.problems if p.candidates]
@@ -168,5 +177,8 @@ def _check_stores(nats_url: str, it: orchestrator_pb2.Iteration, version: common
     assert state is not None
     assert orchestrator_pb2.Iteration.FromString(state).phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED
     assert current is not None and common_pb2.ModelVersion.FromString(current).version == version.version
-    assert entry is not None and common_pb2.ModelVersion.FromString(entry).adapter_object == version.adapter_object
+    assert (
+        entry is not None
+        and common_pb2.ModelVersion.FromString(entry).adapter_object == version.adapter_object
+    )
     assert adapter_bytes > 10_000  # a LoRA adapter's weights, not an empty archive

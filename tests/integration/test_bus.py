@@ -9,7 +9,7 @@ import nats
 import pytest
 
 from ucoder_common import subjects
-from ucoder_common.bus import Bus, Reject, Retry, stage_worker
+from ucoder_common.bus import Bus, Retry, stage_worker
 from ucoder_common.pb import common_pb2, testsynth_pb2
 
 

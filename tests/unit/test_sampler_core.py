@@ -93,3 +93,18 @@ def test_candidate_id() -> None:
     assert sorted(candidate_id("p", i) for i in (10, 2, 100)) == ["p-c0002", "p-c0010", "p-c0100"]
     with pytest.raises(ValueError, match="index"):
         candidate_id("p", -1)
+
+
+def test_candidate_prompt_ends_with_the_skeleton_after_solved_examples() -> None:
+    import ast
+
+    from services.sampler.core import SOLVED_EXAMPLES, candidate_prompt
+
+    skeleton = 'def f(x: int) -> int:\n    """Return x doubled."""'
+    prompt = candidate_prompt(skeleton)
+    assert prompt.startswith(SOLVED_EXAMPLES)
+    assert prompt.endswith(skeleton + "\n")
+    # The solved examples are complete, valid functions (the model imitates them).
+    module = ast.parse(SOLVED_EXAMPLES)
+    assert [type(node).__name__ for node in module.body] == ["FunctionDef", "FunctionDef"]
+    assert all(isinstance(fn, ast.FunctionDef) and isinstance(fn.body[-1], ast.Return) for fn in module.body)

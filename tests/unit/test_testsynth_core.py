@@ -226,3 +226,39 @@ def test_make_test_id_is_stable_and_distinct() -> None:
     assert make_test_id("abc", "(1,)") == make_test_id("abc", "(1,)")
     assert make_test_id("abc", "(1,)") != make_test_id("abc", "(2,)")
     assert make_test_id("abc", "(1,)").startswith("abc-t")
+
+
+def test_prompt_example_has_the_problems_arity() -> None:
+    from services.testsynth.core import parse_test_inputs
+
+    for arity in (1, 2, 3):
+        prompt = build_tests_prompt("def f(a):\n    pass\n", "f", arity)
+        example = prompt.split("\n\n\n# Example calls of ", 1)[1].split(":\n", 1)[1].split("\n\n\n", 1)[0]
+        name = prompt.split("(", 1)[0].removeprefix("def ")
+        tests, rejected = parse_test_inputs(example, name, arity)
+        assert len(tests) >= 5 and rejected == 0, (arity, example)
+    # Arities without an example of their own fall back to the two-argument one.
+    assert build_tests_prompt("def f(a, b, c, d):\n    pass\n", "f", 4).startswith("def merge_counts(")
+
+
+def test_docstring_examples_become_tests() -> None:
+    from services.testsynth.core import docstring_tests
+
+    skeleton = (
+        "def scale(nums: list[int], k: int) -> list[int]:\n"
+        '    """Multiply every number by k.\n\n'
+        "    >>> scale([1, 2], 3)\n"
+        "    [3, 6]\n"
+        "    >>> scale([], 5)\n"
+        "    >>> scale(nums, 2)\n"
+        "    [2]\n"
+        "    >>> other([1], 2)\n"
+        "    [2]\n"
+        '    """\n'
+    )
+    tests = docstring_tests(skeleton, "scale", 2)
+    assert [(t.args_literal, t.expected_literal) for t in tests] == [
+        ("([1, 2], 3)", "[3, 6]"),
+        ("([], 5)", ""),
+    ]
+    assert docstring_tests(skeleton, "scale", 1) == []  # wrong arity: nothing kept
