@@ -368,6 +368,7 @@ class Orchestrator:
         core.mark_progress(it, orchestrator_pb2.STAGE_PROBLEMS, done=1)
         for stage in core.PROBLEM_STAGES:
             core.stats(it, stage).total = len(response.problems)
+        core.mark_started(it, orchestrator_pb2.STAGE_TESTS)
         await self.save(it)
         await self.emit(
             it,
@@ -401,6 +402,7 @@ class Orchestrator:
         else:
             ps.stage_done = stage  # type: ignore[assignment]
             core.mark_progress(it, stage, done=1)
+            core.mark_started(it, core.next_problem_stage(stage))
         await self.save_problem(it.iteration_id, ps)
         await self.save(it)
         await self.emit(it, stage)

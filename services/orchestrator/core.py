@@ -128,6 +128,12 @@ def stats(it: orchestrator_pb2.Iteration, stage: int) -> orchestrator_pb2.StageS
     return it.stages[STAGES.index(stage)]
 
 
+def mark_started(it: orchestrator_pb2.Iteration, stage: int | None) -> None:
+    """Stamp the start of a stage when its first job goes out."""
+    if stage is not None and not stats(it, stage).started_unix_ms:
+        stats(it, stage).started_unix_ms = now_ms()
+
+
 def mark_progress(it: orchestrator_pb2.Iteration, stage: int, *, done: int = 0, failed: int = 0) -> None:
     """Count finished (or failed) units of a stage; stamps start and finish times."""
     entry = stats(it, stage)
