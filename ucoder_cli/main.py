@@ -150,7 +150,7 @@ def watch_iteration(client: Client, iteration_id: str, console: Console) -> orch
                         key = (event.stage, event.phase)
                         now = time.monotonic()
                         if key != last_key or now - last_print >= PLAIN_EVERY_S:
-                            console.print(_plain_progress(event))
+                            console.print(_plain_progress(event), markup=False)  # `[phase]` is text
                             last_key, last_print = key, now
                     if event.phase in render.TERMINAL_PHASES:
                         break
@@ -379,9 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("status", cmd_status, "show the local stack's processes, health and ports")
 
     it = add("iterate", cmd_iterate, "start a self-training iteration and watch it")
-    it.add_argument("--problems", type=int, default=0, metavar="N", help="problems to generate")
-    it.add_argument("--tests", type=int, default=0, metavar="N", help="tests per problem")
-    it.add_argument("--samples", type=int, default=0, metavar="N", help="candidates per problem")
+    it.add_argument("--problems", type=int, default=4, metavar="N", help="problems to generate (default 4)")
+    it.add_argument("--tests", type=int, default=16, metavar="N", help="tests per problem (default 16)")
+    it.add_argument("--samples", type=int, default=8, metavar="N", help="candidates per problem (default 8)")
     it.add_argument("--rho", type=float, default=0.0, metavar="F", help="reliability filter (0 = 0.8)")
     it.add_argument("--tau", type=int, default=0, metavar="N", help="minimum cluster size (0 = 2)")
     it.add_argument("--temperature", type=float, default=0.0, metavar="F", help="sampling temperature")

@@ -7,6 +7,8 @@ from the test, as the CLI does it. Takes several minutes on two cores.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -111,13 +113,29 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
     # The registry (KV) and the Object Store hold the adapter; the iteration is COMPLETED in KV.
     _check_stores(stack[1].nats_url, trained, version)
 
-    # The next iteration samples from the new version: the sampler names its adapter.
-    follow, _ = run_iteration(
-        orchestrator,
-        orchestrator_pb2.IterationSpec(
-            num_problems=1, tests_per_problem=4, samples_per_problem=2, max_tokens=96
-        ),
+    # The next iteration, started and watched by the CLI, samples from the new version:
+    # the sampler names its adapter.
+    paths = stack[0]
+    cli = subprocess.run(
+        [
+            *(sys.executable, "-m", "ucoder_cli.main", "--home", str(paths.home), "iterate"),
+            *("--problems", "1", "--tests", "4", "--samples", "2", "--max-tokens", "96"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
+    print(cli.stdout)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    for label in ("problems", "tests", "candidates", "executions", "selected", "adapter"):
+        assert label in cli.stdout.lower(), label
+    newest = orchestrator.ListIterations(orchestrator_pb2.ListIterationsRequest()).iterations[-1]
+    follow = orchestrator.GetIteration(
+        orchestrator_pb2.GetIterationRequest(iteration_id=newest.iteration_id, include_problems=True)
+    )
+    assert follow.iteration_id != trained.iteration_id
+    assert follow.phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED, follow.error
+    assert newest.iteration_id in cli.stdout
     assert follow.model_version_in == version.version
     sampled = [p for p in follow.problems if p.candidates]
     assert sampled, follow.error or "the follow-up iteration sampled no candidates"

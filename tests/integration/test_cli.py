@@ -1,30 +1,30 @@
 """`ucoder` as a user runs it: a subprocess, its exit status, stdout and stderr.
 
-The orchestrator-facing tests talk to `StandInOrchestrator`, a gRPC server in this process
-that answers with scripted Iterations: a stand-in for the orchestrator's API contract
-(orchestrator.proto), used to check the CLI's side (progress, result table, exit codes,
-error lines) in seconds. The local-stack tests start real processes
-(nats-server and `tests.fixtures.dummy_service`).
+Real processes throughout: the local-stack tests start nats-server and
+`tests.fixtures.dummy_service`; the orchestrator-facing tests start nats-server and the real
+orchestrator (no model, so an iteration stays RUNNING at the problems stage until cancelled)
+and check validation, listing, `get --json`, one-at-a-time, watch + cancel and NOT_FOUND
+through the CLI's exit codes and one-line errors. A complete iteration (progress bars,
+result table) is covered by the end-to-end test with a model.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 
-import grpc
 import pytest
 
 from ucoder_common.localstack import REPO_ROOT, StackPaths, read_stack, start_stack, stop_stack
-from ucoder_common.pb import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-
-pb = orchestrator_pb2
 
 
 def free_port() -> int:
@@ -146,98 +146,83 @@ def test_up_status_down_with_a_real_service(home: Path) -> None:
 # ---------------------------------------------------------------------------- orchestrator API
 
 
-class StandInOrchestrator(orchestrator_pb2_grpc.OrchestratorServiceServicer):  # type: ignore[misc]
-    """Scripted answers following orchestrator.proto (see the module docstring)."""
+@pytest.fixture(scope="module")
+def orchestrator_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A UCODER_HOME with nats-server and the real orchestrator running (no model needed).
 
-    def __init__(self) -> None:
-        self.started: list[pb.IterationSpec] = []
-        self.final_phase = pb.ITERATION_PHASE_COMPLETED
-
-    def _iteration(self, phase: int) -> pb.Iteration:
-        t0 = 1_700_000_000_000
-        it = pb.Iteration(
-            iteration_id="it-7",
-            phase=phase,
-            stage=pb.STAGE_TRAINING,
-            problems_generated=5,
-            problems_rejected=1,
-            tests_kept=123,
-            candidates=64,
-            executions=7_872,
-            selected=3,
-            created_unix_ms=t0,
-            finished_unix_ms=t0 + 90_000,
-            stages=[
-                pb.StageStats(
-                    stage=pb.STAGE_PROBLEMS, done=4, total=5, started_unix_ms=t0, finished_unix_ms=t0 + 2_500
-                )
-            ],
-        )
-        if phase == pb.ITERATION_PHASE_COMPLETED:
-            it.model_version_out.CopyFrom(common_pb2.ModelVersion(version=1, adapter_object="adapters/it-7"))
-        if phase == pb.ITERATION_PHASE_FAILED:
-            it.error = "trainer: no examples selected"
-        return it
-
-    def StartIteration(
-        self, request: pb.StartIterationRequest, context: grpc.ServicerContext
-    ) -> pb.Iteration:
-        if request.spec.num_problems < 0:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "num_problems: must be >= 0, got -1")
-        self.started.append(request.spec)
-        it = self._iteration(pb.ITERATION_PHASE_RUNNING)
-        it.spec.CopyFrom(request.spec)
-        return it
-
-    def GetIteration(self, request: pb.GetIterationRequest, context: grpc.ServicerContext) -> pb.Iteration:
-        if request.iteration_id != "it-7":
-            context.abort(grpc.StatusCode.NOT_FOUND, f"iteration {request.iteration_id}: not found")
-        return self._iteration(self.final_phase)
-
-    def ListIterations(self, request: pb.ListIterationsRequest, context: grpc.ServicerContext) -> object:
-        return pb.ListIterationsResponse(iterations=[self._iteration(self.final_phase)])
-
-    def WatchIteration(
-        self, request: pb.WatchIterationRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.ProgressEvent]:
-        running = pb.ITERATION_PHASE_RUNNING
-        for stage in (pb.STAGE_PROBLEMS, pb.STAGE_TESTS, pb.STAGE_SAMPLING):
-            yield pb.ProgressEvent(iteration_id="it-7", stage=stage, done=2, total=4, phase=running)
-            yield pb.ProgressEvent(iteration_id="it-7", stage=stage, done=4, total=4, phase=running)
-        yield pb.ProgressEvent(
-            iteration_id="it-7", stage=pb.STAGE_SAMPLING, done=4, total=4, phase=self.final_phase
-        )
-
-    def CancelIteration(
-        self, request: pb.CancelIterationRequest, context: grpc.ServicerContext
-    ) -> pb.Iteration:
-        return self._iteration(pb.ITERATION_PHASE_CANCELLED)
+    Nothing generates problems in this stack, so a started iteration stays RUNNING at the
+    problems stage until it is cancelled.
+    """
+    path = tmp_path_factory.mktemp("orchestrator-home")
+    paths = StackPaths(path)
+    try:
+        start_stack(paths, services=("orchestrator",), timeout_s=60)
+        yield path
+    finally:
+        stop_stack(paths, grace_s=5)
 
 
-@pytest.fixture
-def orchestrator() -> Iterator[tuple[StandInOrchestrator, str]]:
-    servicer = StandInOrchestrator()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, f"127.0.0.1:{port}"
-    server.stop(0)
+def orchestrator_address(home: Path) -> str:
+    info = read_stack(StackPaths(home))
+    assert info is not None and info.orchestrator_address
+    return info.orchestrator_address
 
 
-def test_iterate_watches_and_prints_the_result(
-    home: Path, orchestrator: tuple[StandInOrchestrator, str]
+def test_status_shows_the_orchestrator(orchestrator_home: Path) -> None:
+    result = ucoder(orchestrator_home, "status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "orchestrator" in result.stdout and "SERVING" in result.stdout
+    assert f"orchestrator: {orchestrator_address(orchestrator_home)}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "field"),
+    [
+        (("--problems", "0", "--tests", "4", "--samples", "4"), "spec.num_problems"),
+        (("--problems", "2", "--tests", "4", "--samples", "4", "--rho", "1.5"), "spec.rho"),
+        (("--samples", "-1"), "spec.samples_per_problem"),  # the other sizes keep their defaults
+    ],
+)
+def test_invalid_spec_is_one_line_naming_the_field(
+    orchestrator_home: Path, flags: tuple[str, ...], field: str
 ) -> None:
-    servicer, address = orchestrator
-    result = ucoder(
+    result = ucoder(orchestrator_home, "iterate", *flags)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert one_line_error(result).startswith(f"ucoder: {field}: must be")
+    assert "started" not in result.stdout
+
+
+def test_unknown_iteration_is_not_found(orchestrator_home: Path) -> None:
+    address = orchestrator_address(orchestrator_home)
+    # NOT_FOUND (like INVALID_ARGUMENT) is shown as the server's message alone.
+    for args in (
+        ("get", "20990101-000000-ffffff"),
+        ("cancel", "20990101-000000-ffffff"),
+        ("watch", "20990101-000000-ffffff", "--orchestrator", address),
+    ):
+        result = ucoder(orchestrator_home, *args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert one_line_error(result) == "ucoder: iteration_id: no iteration '20990101-000000-ffffff'"
+
+
+def _ucoder_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("UCODER_ORCHESTRATOR", "UCODER_DEBUG")}
+    env.update(UCODER_HOME=str(home), COLUMNS="160", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def test_iterate_list_get_watch_cancel(orchestrator_home: Path) -> None:
+    home = orchestrator_home
+    started = ucoder(
         home,
         "iterate",
-        "--orchestrator",
-        address,
+        "--no-watch",
         "--problems",
-        "5",
+        "2",
+        "--tests",
+        "4",
         "--samples",
-        "16",
+        "4",
         "--rho",
         "0.7",
         "--signature-mode",
@@ -245,50 +230,86 @@ def test_iterate_watches_and_prints_the_result(
         "--epochs",
         "2",
     )
-    assert result.returncode == 0, result.stderr
-    spec = servicer.started[0]
-    assert (spec.num_problems, spec.samples_per_problem, spec.train_epochs) == (5, 16, 2)
-    assert spec.rho == pytest.approx(0.7) and spec.signature_mode == common_pb2.SIGNATURE_MODE_PASS
-    out = result.stdout
-    assert "iteration it-7 started" in out
-    assert "sampling: 4/4" in out  # progress (plain lines when not a terminal)
-    assert "4 / 5" in out and "7872" in out and "v1 (adapters/it-7)" in out and "2.5s" in out
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert started.stderr == ""
+    match = re.search(r"iteration (\S+) started", started.stdout)
+    assert match, started.stdout
+    iteration_id = match.group(1)
+    assert f"ucoder watch {iteration_id}" in started.stdout
 
+    listed = ucoder(home, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert iteration_id in listed.stdout and "running" in listed.stdout.lower()
 
-def test_iterate_failed_iteration_exits_1(home: Path, orchestrator: tuple[StandInOrchestrator, str]) -> None:
-    servicer, address = orchestrator
-    servicer.final_phase = pb.ITERATION_PHASE_FAILED
-    result = ucoder(home, "iterate", "--orchestrator", address)
-    assert result.returncode == 1
-    assert "trainer: no examples selected" in one_line_error(result)
-
-
-def test_invalid_argument_from_the_server(home: Path, orchestrator: tuple[StandInOrchestrator, str]) -> None:
-    _, address = orchestrator
-    result = ucoder(home, "iterate", "--orchestrator", address, "--problems", "-1")
-    assert result.returncode == 2
-    assert one_line_error(result) == "ucoder: num_problems: must be >= 0, got -1"
-
-
-def test_get_list_cancel(home: Path, orchestrator: tuple[StandInOrchestrator, str]) -> None:
-    _, address = orchestrator
-    env_result = subprocess.run(
-        [sys.executable, "-m", "ucoder_cli.main", "get", "it-7", "--json"],
+    # Found through $UCODER_ORCHESTRATOR rather than stack.json.
+    got = subprocess.run(
+        [sys.executable, "-m", "ucoder_cli.main", "get", iteration_id, "--json"],
         cwd=REPO_ROOT,
-        env={**os.environ, "UCODER_HOME": str(home), "UCODER_ORCHESTRATOR": address},
+        env=_ucoder_env(home, UCODER_ORCHESTRATOR=orchestrator_address(home)),
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert env_result.returncode == 0, env_result.stderr
-    assert json.loads(env_result.stdout)["iteration_id"] == "it-7"
+    assert got.returncode == 0, got.stderr
+    it = json.loads(got.stdout)
+    assert it["iteration_id"] == iteration_id
+    assert it["phase"] == "ITERATION_PHASE_RUNNING"
+    spec = it["spec"]
+    assert (spec["num_problems"], spec["tests_per_problem"], spec["samples_per_problem"]) == (2, 4, 4)
+    assert spec["rho"] == pytest.approx(0.7) and spec["train_epochs"] == 2
+    assert spec["signature_mode"] == "SIGNATURE_MODE_PASS" and spec["tau"] == 2  # default filled in
 
-    missing = ucoder(home, "get", "nope", "--orchestrator", address)
-    assert missing.returncode == 2
-    assert one_line_error(missing) == "ucoder: iteration nope: not found"
+    # One iteration at a time.
+    second = ucoder(home, "iterate", "--no-watch", "--problems", "1", "--tests", "1", "--samples", "1")
+    assert second.returncode == 2, second.stdout + second.stderr
+    line = one_line_error(second)
+    assert line.startswith("ucoder: failed_precondition: ") and iteration_id in line, line
 
-    listed = ucoder(home, "list", "--orchestrator", address)
-    assert listed.returncode == 0 and "it-7" in listed.stdout
+    # `watch` in the background, then `cancel`: the watch ends with the cancellation.
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "ucoder_cli.main", "watch", iteration_id],
+        cwd=REPO_ROOT,
+        env=_ucoder_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines: queue.Queue[str] = queue.Queue()
+        out: list[str] = []
 
-    cancelled = ucoder(home, "cancel", "it-7", "--orchestrator", address)
-    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+        def read_stdout() -> None:
+            assert watch.stdout is not None
+            for text in watch.stdout:
+                out.append(text)
+                lines.put(text)
+
+        reader = threading.Thread(target=read_stdout, daemon=True)
+        reader.start()
+        first = lines.get(timeout=30)  # the watch is connected and showing progress
+        assert first.startswith("[running] problems: 0/"), first
+
+        cancelled = ucoder(home, "cancel", iteration_id)
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+        assert f"iteration {iteration_id}: cancelled" in cancelled.stdout
+
+        t0 = time.monotonic()
+        watch.wait(timeout=15)
+        assert time.monotonic() - t0 < 10
+        reader.join(timeout=5)
+        assert watch.stderr is not None
+        stderr = watch.stderr.read()
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert watch.returncode == 1, "".join(out) + stderr
+    watch_out = "".join(out)
+    assert "[cancelled]" in watch_out and iteration_id in watch_out  # last progress line + result table
+    err = one_line_error(subprocess.CompletedProcess(watch.args, 1, watch_out, stderr))
+    assert err.startswith(f"ucoder: iteration {iteration_id} cancelled"), err
+
+    got = ucoder(home, "get", iteration_id, "--json", "--orchestrator", orchestrator_address(home))
+    assert got.returncode == 0 and json.loads(got.stdout)["phase"] == "ITERATION_PHASE_CANCELLED"
+    again = ucoder(home, "cancel", iteration_id)
+    assert again.returncode == 2 and "already ended" in one_line_error(again)
