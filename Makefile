@@ -7,10 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Sizes of the iteration `make run` performs.
-PROBLEMS ?= 4
-TESTS    ?= 16
-SAMPLES  ?= 8
+# Sizes of the iteration `make run` performs. A low temperature makes the weak default
+# model's candidates agree often enough to select and train on something in a small
+# iteration (the CLI's default is the paper's 0.8).
+PROBLEMS    ?= 4
+TESTS       ?= 16
+SAMPLES     ?= 8
+TEMPERATURE ?= 0.2
 
 .PHONY: help venv system-deps proto lint typecheck test test-fast run up down status clean
 
@@ -59,7 +62,8 @@ test-fast: venv system-deps
 
 run: venv system-deps
 	$(BIN)/ucoder up
-	$(BIN)/ucoder iterate --problems $(PROBLEMS) --tests $(TESTS) --samples $(SAMPLES); \
+	$(BIN)/ucoder iterate --problems $(PROBLEMS) --tests $(TESTS) --samples $(SAMPLES) \
+		--temperature $(TEMPERATURE) --max-tokens 160; \
 		status=$$?; $(BIN)/ucoder down; exit $$status
 
 up: venv system-deps

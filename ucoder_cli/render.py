@@ -97,6 +97,8 @@ def format_time(unix_ms: int) -> str:
 def adapter_text(it: Iteration) -> str:
     """The model this iteration trained: "v3 (adapter-object)" or "none"."""
     if not it.HasField("model_version_out") or it.model_version_out.version <= 0:
+        if it.phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED and it.selected == 0:
+            return "none (no problem reached consensus)"
         return "none"
     out = it.model_version_out
     obj = out.adapter_object or "no adapter object"
@@ -139,7 +141,9 @@ def result_table(it: Iteration, now_ms: int | None = None) -> Table:
 
 
 def _kept(it: Iteration) -> int:
-    """Problems kept: the per-problem states when the reply has them, else generated - rejected."""
+    """Problems kept: the iteration's problem ids, else generated - rejected."""
+    if it.problem_ids:
+        return len(it.problem_ids)
     if it.problems:
         return len(it.problems)
     return max(0, it.problems_generated - it.problems_rejected)

@@ -226,8 +226,7 @@ class Orchestrator:
         training = core.stats(it, orchestrator_pb2.STAGE_TRAINING)
         examples = core.training_examples(problems)
         if not examples:
-            training.total = 1
-            core.mark_progress(it, orchestrator_pb2.STAGE_TRAINING, failed=1)
+            # Nothing to train on is a result, not a failure: the training stage stays empty.
             await self.finish(
                 it,
                 orchestrator_pb2.ITERATION_PHASE_COMPLETED,

@@ -141,3 +141,16 @@ def test_startup_table_freezes_elapsed_once_serving() -> None:
     )
     text = render.to_text(table)
     assert "400ms" in text and "1m 15s" in text
+
+
+def test_completed_without_consensus_says_why_no_adapter() -> None:
+    from ucoder_cli.render import adapter_text
+    from ucoder_common.pb import orchestrator_pb2
+
+    it = orchestrator_pb2.Iteration(phase=orchestrator_pb2.ITERATION_PHASE_COMPLETED, selected=0)
+    assert adapter_text(it) == "none (no problem reached consensus)"
+    it.phase = orchestrator_pb2.ITERATION_PHASE_FAILED
+    assert adapter_text(it) == "none"
+    it.model_version_out.version = 2
+    it.model_version_out.adapter_object = "adapters/v2.tar"
+    assert adapter_text(it) == "v2 (adapters/v2.tar)"

@@ -1,0 +1,194 @@
+"""An iteration through the real orchestrator, executor (gVisor) and clusterer over NATS.
+
+The model-bound stages (problemgen, testsynth, sampler, trainer) are played by this test:
+it takes their jobs from their durable consumers and answers on their result subjects,
+exactly as those services do. That stand-in exists because the cases checked here — one
+problem failing its test synthesis while the other succeeds, candidates with known
+behaviour — cannot be caused on demand with a real model; the full real path, model
+included, is tests/e2e/test_iteration.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+import nats
+import pytest
+from google.protobuf.message import Message
+
+from ucoder_common import subjects
+from ucoder_common.bus import Bus, kv_get
+from ucoder_common.localstack import StackInfo, StackPaths, start_stack, stop_stack
+from ucoder_common.pb import (
+    common_pb2,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+    problemgen_pb2,
+    sampler_pb2,
+    testsynth_pb2,
+    trainer_pb2,
+)
+
+GOOD = common_pb2.Problem(
+    problem_id="p-good",
+    entry_point="add",
+    signature="def add(a: int, b: int) -> int:",
+    docstring="Return a + b.",
+    prompt='def add(a: int, b: int) -> int:\n    """Return a + b."""\n',
+    arity=2,
+)
+BAD = common_pb2.Problem(
+    problem_id="p-bad",
+    entry_point="mystery",
+    signature="def mystery(x: int) -> int:",
+    docstring="Nobody knows.",
+    prompt='def mystery(x: int) -> int:\n    """Nobody knows."""\n',
+    arity=1,
+)
+BODIES = ["    return a + b\n", "    return b + a\n", "    return a - b\n", "    while True:\n        pass\n"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    paths = StackPaths(tmp_path_factory.mktemp("pipeline-home"))
+    info = start_stack(
+        paths,
+        services=("orchestrator", "executor", "clusterer"),
+        extra_env={"UCODER_EXECUTOR_TIMEOUT_PER_TEST_S": "1.0"},
+        timeout_s=120,
+    )
+    try:
+        yield info
+    finally:
+        stop_stack(paths)
+
+
+@pytest.fixture
+async def bus(stack: StackInfo) -> AsyncIterator[Bus]:
+    connected = await Bus.connect(stack.nats_url, name="pipeline-test")
+    yield connected
+    await connected.close()
+
+
+async def take_job(bus: Bus, stage: str, request_type: type[Message], timeout_s: float = 30.0) -> Message:
+    """Take the next job of `stage` from its durable consumer, as the stage's service would."""
+    sub = await bus.js.pull_subscribe(
+        subjects.work_subject(stage), durable=stage, stream=subjects.WORK_STREAM
+    )
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    try:
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                (msg,) = await sub.fetch(1, timeout=1.0)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            await msg.ack()
+            request = request_type()
+            request.ParseFromString(msg.data)
+            return request
+    finally:
+        await sub.unsubscribe()
+    raise TimeoutError(f"no {stage} job within {timeout_s} s")
+
+
+async def answer(bus: Bus, stage: str, response: Message, key: str) -> None:
+    await bus.publish(subjects.result_subject(stage), response, msg_id=f"test-{stage}-{key}")
+
+
+async def test_one_problem_fails_the_rest_completes(stack: StackInfo, bus: Bus) -> None:
+    channel = grpc.aio.insecure_channel(stack.orchestrator_address)
+    stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+    spec = orchestrator_pb2.IterationSpec(
+        num_problems=2, tests_per_problem=3, samples_per_problem=len(BODIES)
+    )
+    started = await stub.StartIteration(orchestrator_pb2.StartIterationRequest(spec=spec))
+    iteration_id = started.iteration_id
+
+    job = await take_job(bus, "problemgen", problemgen_pb2.GenerateProblemsRequest)
+    assert isinstance(job, problemgen_pb2.GenerateProblemsRequest)
+    assert job.iteration_id == iteration_id and job.count == 2
+    await answer(
+        bus,
+        "problemgen",
+        problemgen_pb2.GenerateProblemsResponse(iteration_id=iteration_id, problems=[GOOD, BAD], generated=5),
+        "all",
+    )
+
+    for _ in range(2):
+        tjob = await take_job(bus, "testsynth", testsynth_pb2.SynthesizeTestsRequest)
+        assert isinstance(tjob, testsynth_pb2.SynthesizeTestsRequest) and tjob.count == 3
+        response = testsynth_pb2.SynthesizeTestsResponse(
+            iteration_id=iteration_id, problem_id=tjob.problem.problem_id
+        )
+        if tjob.problem.problem_id == BAD.problem_id:
+            response.error = "no valid test input among 9 written"
+        else:
+            response.tests.extend(
+                common_pb2.TestCase(test_id=f"t{i}", args_literal=args, expected_literal=expected)
+                for i, (args, expected) in enumerate([("(1, 2)", "3"), ("(5, -5)", "0"), ("(10, 3)", "13")])
+            )
+        await answer(bus, "testsynth", response, tjob.problem.problem_id)
+
+    sjob = await take_job(bus, "sampler", sampler_pb2.SampleCandidatesRequest)
+    assert isinstance(sjob, sampler_pb2.SampleCandidatesRequest)
+    assert sjob.problem.problem_id == GOOD.problem_id and sjob.n == len(BODIES)
+    candidates = [
+        common_pb2.Candidate(
+            candidate_id=f"c{i}", code=GOOD.prompt + body, cumulative_logprob=-1.0 - i, num_tokens=5
+        )
+        for i, body in enumerate(BODIES)
+    ]
+    await answer(
+        bus,
+        "sampler",
+        sampler_pb2.SampleCandidatesResponse(
+            iteration_id=iteration_id, problem_id=GOOD.problem_id, candidates=candidates
+        ),
+        GOOD.problem_id,
+    )
+
+    # The real executor runs the candidates in gVisor, the real clusterer selects; then training.
+    train = await take_job(bus, "trainer", trainer_pb2.TrainRequest, timeout_s=120)
+    assert isinstance(train, trainer_pb2.TrainRequest)
+    assert [(e.problem_id, e.completion) for e in train.examples] == [(GOOD.problem_id, BODIES[0])]
+    version = common_pb2.ModelVersion(version=1, adapter_object="adapters/v1.tar", train_examples=1)
+    await answer(
+        bus, "trainer", trainer_pb2.TrainResponse(iteration_id=iteration_id, model_version=version), "all"
+    )
+
+    events = [
+        e
+        async for e in stub.WatchIteration(orchestrator_pb2.WatchIterationRequest(iteration_id=iteration_id))
+    ]
+    assert events[-1].phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED
+    it = await stub.GetIteration(
+        orchestrator_pb2.GetIterationRequest(iteration_id=iteration_id, include_problems=True)
+    )
+    await channel.close()
+
+    assert it.phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED
+    assert it.model_version_out.version == 1
+    problems = {p.problem.problem_id: p for p in it.problems}
+    assert problems[BAD.problem_id].error == "tests: no valid test input among 9 written"
+    assert not problems[BAD.problem_id].candidates
+    good = problems[GOOD.problem_id]
+    assert good.error == "" and good.stage_done == orchestrator_pb2.STAGE_CLUSTERING
+    # Outcomes from the sandbox: a + b and b + a agree, a - b differs, the loop times out.
+    kinds = [[o.kind for o in r.outcomes] for r in good.results]
+    assert kinds[3] == [common_pb2.OUTCOME_KIND_TIMEOUT] * 3
+    assert [o.passed for o in good.results[0].outcomes] == [True, True, True]
+    assert good.results[0].outcomes[0].value_digest == good.results[1].outcomes[0].value_digest
+    assert good.results[0].outcomes[0].value_digest != good.results[2].outcomes[0].value_digest
+    selection = good.selection
+    assert selection.selected and selection.candidate_id == "c0"  # max e(r), then lowest perplexity
+    assert selection.cluster_size == 2 and selection.eligible == 3
+    assert it.tests_kept == 3 and it.candidates == 4 and it.executions == 12 and it.selected == 1
+    tests_stage = next(s for s in it.stages if s.stage == orchestrator_pb2.STAGE_TESTS)
+    assert (tests_stage.done, tests_stage.failed, tests_stage.total) == (1, 1, 2)
+
+    # The state in the KV bucket is the same as what GetIteration returned.
+    raw = await kv_get(bus.kv(subjects.ITERATIONS_BUCKET), f"it.{iteration_id}")
+    assert raw is not None
+    assert orchestrator_pb2.Iteration.FromString(raw).phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED
