@@ -39,17 +39,15 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from ucoder_common import metrics, subjects
-from ucoder_common.errors import InvalidArgument
+from ucoder_common.errors import InvalidArgument, Retry
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Bus", "JetStreamWorker", "Reject", "Retry", "StageWorker", "kv_get", "stage_worker"]
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 # Jobs re-published within this window (e.g. by a restarted orchestrator) are deduplicated.
 DUPLICATE_WINDOW_S = 6 * 3600.0
-
-
-class Retry(Exception):
-    """A transient failure (a dependency is down, a timeout): redeliver the job later."""
 
 
 class Reject(Exception):

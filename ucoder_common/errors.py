@@ -37,6 +37,13 @@ class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Retry(Unavailable):
+    """A transient failure (a dependency is down, a timeout).
+
+    In a JetStream worker the job is redelivered later; over gRPC it is UNAVAILABLE.
+    """
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -176,11 +176,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
     async def Execute(
         self, request: executor_pb2.ExecuteRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.ExecuteResponse:
-        try:
-            return await self.executor.execute(request)
-        except Retry as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            raise  # unreachable: abort raises
+        return await self.executor.execute(request)
 
 
 async def build(cfg: ExecutorConfig, bus: Bus) -> ServiceParts:

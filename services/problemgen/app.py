@@ -11,7 +11,7 @@ from prometheus_client import Counter
 
 from services.problemgen import core
 from ucoder_common import sampler_client
-from ucoder_common.bus import Bus, Retry, stage_worker
+from ucoder_common.bus import Bus, stage_worker
 from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import InvalidArgument, rpc
 from ucoder_common.pb import common_pb2, problemgen_pb2, problemgen_pb2_grpc, sampler_pb2
@@ -129,11 +129,7 @@ class ProblemGenServicer(problemgen_pb2_grpc.ProblemGenServiceServicer):
     async def GenerateProblems(
         self, request: problemgen_pb2.GenerateProblemsRequest, context: grpc.aio.ServicerContext
     ) -> problemgen_pb2.GenerateProblemsResponse:
-        try:
-            return await self.generator.generate(request)
-        except Retry as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            raise
+        return await self.generator.generate(request)
 
 
 async def build(cfg: ProblemGenConfig, bus: Bus) -> ServiceParts:

@@ -10,7 +10,7 @@ from prometheus_client import Counter
 
 from services.testsynth import core
 from ucoder_common import sampler_client
-from ucoder_common.bus import Bus, Retry, stage_worker
+from ucoder_common.bus import Bus, stage_worker
 from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import InvalidArgument, rpc
 from ucoder_common.pb import common_pb2, sampler_pb2, testsynth_pb2, testsynth_pb2_grpc
@@ -115,11 +115,7 @@ class TestSynthServicer(testsynth_pb2_grpc.TestSynthServiceServicer):
     async def SynthesizeTests(
         self, request: testsynth_pb2.SynthesizeTestsRequest, context: grpc.aio.ServicerContext
     ) -> testsynth_pb2.SynthesizeTestsResponse:
-        try:
-            return await self.synthesizer.synthesize(request)
-        except Retry as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            raise
+        return await self.synthesizer.synthesize(request)
 
 
 async def build(cfg: TestSynthConfig, bus: Bus) -> ServiceParts:
