@@ -102,6 +102,11 @@ def _command(backend: Backend, python: str, state_dir: str) -> list[str]:
         else:
             ns = ["--unshare-all"]
         fs = ["--ro-bind", "/", "/", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+        # The private /tmp would hide an interpreter or checkout that lives under /tmp
+        # (a CI clone, say): bind those back, read-only.
+        for needed in sorted({Path(python).parent.parent, Path(sys.prefix), HARNESS_PATH.parent}):
+            if needed.is_relative_to("/tmp"):
+                fs += ["--ro-bind", str(needed), str(needed)]
         return [bwrap, *ns, "--die-with-parent", "--new-session", *fs, *harness, "--isolated"]
     return harness
 
