@@ -410,11 +410,20 @@ def _exited_error(name: str, code: int | None, log: Path) -> StackError:
     return StackError(f"{name} exited during start-up with code {code}{detail}")
 
 
+# NATS caps a message (and a KV value) at 1 MB by default; one problem's candidates and
+# results (128 candidates x 100 tests in the paper's setting) need more.
+NATS_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+
+
 def _start_nats(paths: StackPaths, env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], int, int]:
     port, monitor = _free_ports(2)
     paths.nats_store.mkdir(parents=True, exist_ok=True)
+    config = paths.home / "nats.conf"
+    config.write_text(f"max_payload: {NATS_MAX_PAYLOAD_BYTES}\n")
     cmd = [
         nats_server_binary(),
+        "-c",
+        str(config),
         "-a",
         "127.0.0.1",
         "-p",

@@ -15,6 +15,7 @@ import pytest
 
 from ucoder_common.localstack import (
     NATS,
+    NATS_MAX_PAYLOAD_BYTES,
     REPO_ROOT,
     StackError,
     StackPaths,
@@ -69,6 +70,7 @@ def test_start_status_stop(paths: StackPaths) -> None:
     assert raw["services"]["alpha"]["pid"] == info.services["alpha"].pid
     assert read_stack(paths) == info
     assert info.orchestrator_address == ""  # this stack has no orchestrator
+    assert _server_max_payload(info.nats_url) == NATS_MAX_PAYLOAD_BYTES  # the server read its config
 
     with pytest.raises(StackError, match="already running"):
         start_stack(paths, services=("alpha",), modules=DUMMY, timeout_s=30)
@@ -138,3 +140,18 @@ def test_real_clusterer(paths: StackPaths) -> None:
     stop_stack(paths)
     assert not pid_alive(pid)
     assert '"msg": "stopped"' in paths.log_file("clusterer").read_text()
+
+
+def _server_max_payload(url: str) -> int:
+    import asyncio
+
+    import nats
+
+    async def read() -> int:
+        nc = await nats.connect(url)
+        try:
+            return int(nc.max_payload)
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
