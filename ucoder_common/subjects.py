@@ -21,7 +21,6 @@ ARTIFACTS_BUCKET = "ucoder_artifacts"
 # Core NATS request/reply: generations for problemgen and testsynth (queue group "sampler").
 SAMPLER_GENERATE = "ucoder.rpc.sampler.generate"
 
-
 # Registry keys in MODELS_BUCKET.
 CURRENT_MODEL_KEY = "current"
 
