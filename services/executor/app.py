@@ -58,6 +58,9 @@ class ExecutorConfig(ServiceConfig):
     memory_limit_mb: int = setting(512, "Default address-space limit per candidate process.")
     recycle_after: int = setting(200, "Restart a sandbox after this many candidates.")
     concurrency: int = setting(2, "Jobs (problems) handled at once; candidates share the sandboxes.")
+    ack_wait_s: float = setting(
+        60.0, "Seconds before JetStream redelivers the job of a worker that died (heartbeats keep live jobs)."
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -67,6 +70,8 @@ class ExecutorConfig(ServiceConfig):
             raise ConfigError(f"sandboxes: must be >= 0, got {self.sandboxes}")
         if self.timeout_per_test_s <= 0:
             raise ConfigError(f"timeout_per_test_s: must be > 0, got {self.timeout_per_test_s}")
+        if self.ack_wait_s < 1:
+            raise ConfigError(f"ack_wait_s: must be >= 1, got {self.ack_wait_s}")
         if self.memory_limit_mb < 32:
             raise ConfigError(f"memory_limit_mb: must be >= 32, got {self.memory_limit_mb}")
 
@@ -188,7 +193,7 @@ async def build(cfg: ExecutorConfig, bus: Bus) -> ServiceParts:
         executor_pb2.ExecuteResponse,
         executor.execute,
         concurrency=cfg.concurrency,
-        ack_wait_s=60.0,
+        ack_wait_s=cfg.ack_wait_s,
     )
     binding = GrpcBinding(
         executor_pb2_grpc.add_ExecutorServiceServicer_to_server,
