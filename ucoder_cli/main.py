@@ -4,9 +4,11 @@
     ucoder status | down             inspect / stop that stack
     ucoder iterate [spec flags]      start an iteration and watch it to the end
     ucoder get ID | list | watch ID | cancel ID
+    ucoder exec FILE --inputs FILE   run a candidate on test inputs through the executor
 
 The orchestrator is found from --orchestrator, else $UCODER_ORCHESTRATOR, else the local
-stack's stack.json (under $UCODER_HOME, default ~/.ucoder). Failures print one line
+stack's stack.json (under $UCODER_HOME, default ~/.ucoder); the executor likewise from
+--executor, else $UCODER_EXECUTOR, else the local stack. Failures print one line
 `ucoder: ...` on stderr: exit 2 for usage and gRPC errors, 1 for a failed/cancelled iteration
 or a stack that cannot start, 130 on Ctrl-C. Set UCODER_DEBUG=1 to see tracebacks.
 """
@@ -14,8 +16,10 @@ or a stack that cannot start, 130 on Ctrl-C. Set UCODER_DEBUG=1 to see traceback
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +33,13 @@ from rich.live import Live
 from ucoder_cli import render
 from ucoder_common import localstack
 from ucoder_common.localstack import NATS, SERVICES, StackError, StackPaths
-from ucoder_common.pb import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from ucoder_common.pb import (
+    common_pb2,
+    executor_pb2,
+    executor_pb2_grpc,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+)
 
 UNARY_TIMEOUT_S = 60.0
 # How long `watch` keeps trying to reach a restarting orchestrator before giving up.
@@ -59,36 +69,52 @@ def _paths(args: argparse.Namespace) -> StackPaths:
     return StackPaths.default()
 
 
-def orchestrator_address(args: argparse.Namespace) -> str:
-    """--orchestrator, else $UCODER_ORCHESTRATOR, else the local stack's orchestrator."""
-    if getattr(args, "orchestrator", None):
-        return str(args.orchestrator)
-    env = os.environ.get("UCODER_ORCHESTRATOR", "")
+def _service_address(args: argparse.Namespace, service: str, missing: str) -> str:
+    """--<service>, else $UCODER_<SERVICE>, else that service in the local stack.
+
+    `missing` is the message when no stack runs or it has no such service.
+    """
+    flag = getattr(args, service, None)
+    if flag:
+        return str(flag)
+    env = os.environ.get(f"UCODER_{service.upper()}", "")
     if env:
         return env
-    paths = _paths(args)
-    info = localstack.read_stack(paths)
-    if info is None or not info.orchestrator_address:
-        raise CliError("no stack running: start one with `ucoder up`")
-    if not info.alive("orchestrator"):
-        log = info.services["orchestrator"].log
+    info = localstack.read_stack(_paths(args))
+    if info is None or service not in info.services:
+        raise CliError(missing)
+    if not info.alive(service):
+        proc = info.services[service]
         raise CliError(
-            f"the local stack's orchestrator (pid {info.services['orchestrator'].pid}) is not running; "
-            f"see {log}, then `ucoder down && ucoder up`"
+            f"the local stack's {service} (pid {proc.pid}) is not running; "
+            f"see {proc.log}, then `ucoder down && ucoder up`"
         )
-    return info.orchestrator_address
+    return info.address(service)
 
 
-def _grpc_error(exc: grpc.RpcError, address: str) -> CliError:
+def orchestrator_address(args: argparse.Namespace) -> str:
+    """--orchestrator, else $UCODER_ORCHESTRATOR, else the local stack's orchestrator."""
+    return _service_address(args, "orchestrator", "no stack running: start one with `ucoder up`")
+
+
+def executor_address(args: argparse.Namespace) -> str:
+    """--executor, else $UCODER_EXECUTOR, else the local stack's executor."""
+    return _service_address(
+        args, "executor", "no executor running: start the stack with `ucoder up` or pass --executor HOST:PORT"
+    )
+
+
+def _grpc_error(exc: grpc.RpcError, address: str, service: str = "orchestrator") -> CliError:
     code = exc.code() if hasattr(exc, "code") else None
     details = (exc.details() if hasattr(exc, "details") else "") or str(code)
     details = " ".join(str(details).split())  # one line
     if code == grpc.StatusCode.UNAVAILABLE:
-        return CliError(
-            f"orchestrator at {address} is unavailable ({details}); start the stack with `ucoder up`"
-        )
+        hint = "start the stack with `ucoder up`"
+        if service != "orchestrator":
+            hint += f" or pass --{service} HOST:PORT"
+        return CliError(f"{service} at {address} is unavailable ({details}); {hint}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return CliError(f"orchestrator at {address} did not answer in time ({details})")
+        return CliError(f"{service} at {address} did not answer in time ({details})")
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         return CliError(details)
     name = code.name if code is not None else "UNKNOWN"
@@ -338,6 +364,96 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{what} {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CliError(f"{what} {path}: cannot read ({reason})") from None
+
+
+def default_entry_point(source: str) -> str | None:
+    """The last top-level `def` of `source` (found by text when it does not parse), else None."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        # Still worth sending: the executor reports the compile_error outcome.
+        names = re.findall(r"^def\s+([A-Za-z_]\w*)\s*\(", source, flags=re.MULTILINE)
+        return names[-1] if names else None
+    defs = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+    return defs[-1] if defs else None
+
+
+def read_literals(path: str, what: str, as_args: bool) -> list[str]:
+    """One Python literal per line of `path` (blank and `#` lines skipped), normalised.
+
+    With `as_args`, each must be a tuple of positional arguments; any other literal `x`
+    becomes the one-argument tuple `(x,)`.
+    """
+    literals: list[str] = []
+    for number, line in enumerate(_read_text(path, what).splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            node = ast.parse(text, mode="eval").body
+            value = ast.literal_eval(node)
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+            raise CliError(f"{path}:{number}: not a Python literal: {text[:60]}") from None
+        literal = ast.unparse(node)
+        if as_args and not isinstance(value, tuple):
+            literal = f"({literal},)"
+        literals.append(literal)
+    return literals
+
+
+def cmd_exec(args: argparse.Namespace, console: Console) -> int:
+    source = _read_text(args.file, "candidate file")
+    entry_point = args.entry_point or default_entry_point(source)
+    if not entry_point:
+        raise CliError(f"{args.file}: no top-level `def` found; name the function with --entry-point")
+    inputs = read_literals(args.inputs, "inputs file", as_args=True)
+    if not inputs:
+        raise CliError(f"{args.inputs}: no inputs (one literal tuple per line, like `(1, 2)`)")
+    expected = [""] * len(inputs)
+    if args.expected:
+        expected = read_literals(args.expected, "expected file", as_args=False)
+        if len(expected) != len(inputs):
+            raise CliError(
+                f"{args.expected}: {len(expected)} expected values for {len(inputs)} inputs in {args.inputs}"
+            )
+    request = executor_pb2.ExecuteRequest(
+        problem_id="cli",
+        entry_point=entry_point,
+        candidates=[common_pb2.Candidate(candidate_id=Path(args.file).name, code=source)],
+        tests=[
+            common_pb2.TestCase(test_id=str(i), args_literal=a, expected_literal=e)
+            for i, (a, e) in enumerate(zip(inputs, expected, strict=True))
+        ],
+        timeout_per_test_s=args.timeout,
+        memory_limit_mb=args.memory_mb,
+    )
+    address = executor_address(args)
+    # Every input may run up to its timeout (the executor's default is a few seconds).
+    deadline = UNARY_TIMEOUT_S + len(inputs) * (args.timeout or 10.0)
+    with grpc.insecure_channel(address) as channel:
+        stub = executor_pb2_grpc.ExecutorServiceStub(channel)
+        try:
+            reply = stub.Execute(request, timeout=deadline)
+        except grpc.RpcError as exc:
+            raise _grpc_error(exc, address, "executor") from None
+    if args.json:
+        sys.stdout.write(json_format.MessageToJson(reply, preserving_proto_field_name=True) + "\n")
+        return 0
+    if reply.error:
+        raise CliError(f"executor: {reply.error}", code=1)
+    console.print(render.exec_table(request, reply, title=f"{args.file} :: {entry_point}"))
+    console.print(render.exec_summary(request, reply), markup=False)
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -407,6 +523,44 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = add("cancel", cmd_cancel, "cancel a running iteration")
     cancel.add_argument("iteration_id")
     remote(cancel)
+
+    ex = add("exec", cmd_exec, "run a candidate solution on test inputs through the executor (debugging)")
+    ex.add_argument("file", metavar="FILE", help="Python source of the candidate")
+    ex.add_argument(
+        "--inputs",
+        required=True,
+        metavar="FILE",
+        help="one Python literal tuple of arguments per line, like (1, [2, 3]); a non-tuple literal x "
+        "is taken as (x,); blank lines and lines starting with # are skipped",
+    )
+    ex.add_argument(
+        "--entry-point", metavar="NAME", help="function to call (default: the last top-level def in FILE)"
+    )
+    ex.add_argument(
+        "--timeout",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds per input, at most 60 (0 = the executor's default)",
+    )
+    ex.add_argument(
+        "--memory-mb",
+        type=int,
+        default=0,
+        metavar="N",
+        help="memory limit in MB, at least 32 (0 = the executor's default)",
+    )
+    ex.add_argument(
+        "--expected",
+        metavar="FILE",
+        help="one expected return value (a Python literal) per input, same format; fills `passed`",
+    )
+    ex.add_argument(
+        "--executor",
+        metavar="HOST:PORT",
+        help="executor address (default $UCODER_EXECUTOR, else the local stack)",
+    )
+    ex.add_argument("--json", action="store_true", help="print the ExecuteResponse message as JSON")
     return parser
 
 

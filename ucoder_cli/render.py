@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ucoder_common.pb import common_pb2, orchestrator_pb2
+from ucoder_common.pb import common_pb2, executor_pb2, orchestrator_pb2
 
 Iteration = orchestrator_pb2.Iteration
 ProgressEvent = orchestrator_pb2.ProgressEvent
@@ -184,6 +185,73 @@ def spec_line(spec: orchestrator_pb2.IterationSpec) -> str:
     if spec.model:
         parts.append(f"model={spec.model}")
     return " ".join(parts)
+
+
+def outcome_kind_name(kind: int) -> str:
+    """OUTCOME_KIND_COMPILE_ERROR -> "compile_error"."""
+    try:
+        return common_pb2.OutcomeKind.Name(kind).removeprefix("OUTCOME_KIND_").lower()
+    except ValueError:
+        return f"kind {kind}"
+
+
+def outcome_detail(outcome: common_pb2.TestOutcome) -> str:
+    """The returned value's repr, or what was raised: "ValueError('neg')", "signal:SIGKILL"."""
+    if outcome.kind == common_pb2.OUTCOME_KIND_RETURNED:
+        return outcome.value_repr
+    exc, text = outcome.exception_type, outcome.value_repr
+    if exc and text and not text.startswith(exc):
+        return f"{exc}: {text}"
+    return text or exc or "-"
+
+
+def _outcomes(reply: executor_pb2.ExecuteResponse) -> list[common_pb2.TestOutcome]:
+    return list(reply.results[0].outcomes) if reply.results else []
+
+
+def exec_table(
+    request: executor_pb2.ExecuteRequest, reply: executor_pb2.ExecuteResponse, title: str = ""
+) -> Table:
+    """`ucoder exec`: one row per input; `passed` only when the inputs have expected values."""
+    with_expected = any(t.expected_literal for t in request.tests)
+    table = Table(title=escape(title) if title else None)
+    table.add_column("#", justify="right")
+    table.add_column("input", overflow="fold")
+    table.add_column("kind")
+    table.add_column("value / exception", overflow="fold")
+    table.add_column("ms", justify="right")
+    if with_expected:
+        table.add_column("expected", overflow="fold")
+        table.add_column("passed")
+    colours = {common_pb2.OUTCOME_KIND_RETURNED: "green", common_pb2.OUTCOME_KIND_RAISED: "yellow"}
+    for i, (test, outcome) in enumerate(zip(request.tests, _outcomes(reply), strict=False)):
+        colour = colours.get(outcome.kind, "red")
+        row = [
+            str(i + 1),
+            escape(test.args_literal),
+            f"[{colour}]{outcome_kind_name(outcome.kind)}[/{colour}]",
+            escape(outcome_detail(outcome)),
+            f"{outcome.duration_ms:.1f}",
+        ]
+        if with_expected:
+            row.append(escape(test.expected_literal))
+            row.append("[green]yes[/green]" if outcome.passed else "[red]no[/red]")
+        table.add_row(*row)
+    return table
+
+
+def exec_summary(request: executor_pb2.ExecuteRequest, reply: executor_pb2.ExecuteResponse) -> str:
+    """One line: "3 inputs: 2 returned, 1 raised; passed 2/3; backend process, entry point add"."""
+    outcomes = _outcomes(reply)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        name = outcome_kind_name(outcome.kind)
+        counts[name] = counts.get(name, 0) + 1
+    kinds = ", ".join(f"{n} {name}" for name, n in counts.items()) or "no outcomes"
+    line = f"{len(request.tests)} inputs: {kinds}"
+    if any(t.expected_literal for t in request.tests):
+        line += f"; passed {sum(o.passed for o in outcomes)}/{len(outcomes)}"
+    return f"{line}; backend {reply.backend or 'unknown'}, entry point {request.entry_point}"
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,9 @@ class Bus:
                 await self.nc.close()
 
 
+BACKLOG_POLL_S = 5.0
+"""How often a worker reads its consumer's backlog for the queue gauges."""
+
 RequestT = TypeVar("RequestT", bound=Message)
 ResponseT = TypeVar("ResponseT", bound=Message)
 
@@ -183,6 +186,7 @@ class JetStreamWorker(abc.ABC):
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._backlog_task: asyncio.Task[None] | None = None
         self._metrics = metrics.worker_metrics(stage)
 
     @abc.abstractmethod
@@ -201,14 +205,27 @@ class JetStreamWorker(abc.ABC):
             filter_subject=self.subject,
             max_ack_pending=max(self.concurrency * 4, 16),
         )
-        self._sub = await self.bus.js.pull_subscribe(
-            self.subject, durable=self.durable, stream=self.stream, config=config
-        )
+        # add_consumer creates or updates: a durable that already exists (a persistent local
+        # store, a redeploy) takes the current settings, e.g. a changed ack_wait.
+        await self.bus.js.add_consumer(self.stream, config)
+        self._sub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
         self._loop_task = asyncio.create_task(self._loop(), name=f"worker-{self.stage}")
+        self._backlog_task = asyncio.create_task(self._watch_backlog(), name=f"backlog-{self.stage}")
+
+    async def _watch_backlog(self) -> None:
+        """Publishes the shared consumer's backlog as gauges (what autoscaling and dashboards read)."""
+        while not self._stopping.is_set():
+            with contextlib.suppress(Exception):
+                info = await self.bus.js.consumer_info(self.stream, self.durable)
+                self._metrics.backlog.set(info.num_pending or 0)
+                self._metrics.in_flight.set(info.num_ack_pending or 0)
+            await asyncio.sleep(BACKLOG_POLL_S)
 
     async def stop(self, grace_s: float) -> None:
         """Stop fetching; give in-flight jobs `grace_s` to finish (the rest are redelivered)."""
         self._stopping.set()
+        if self._backlog_task is not None:
+            self._backlog_task.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

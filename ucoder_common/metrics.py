@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
 
@@ -18,6 +18,8 @@ STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
 class WorkerMetrics:
     jobs: Counter
     seconds: Histogram
+    backlog: Gauge
+    in_flight: Gauge
 
 
 @functools.cache
@@ -33,6 +35,14 @@ def worker_metrics(stage: str) -> WorkerMetrics:
             f"ucoder_{stage}_job_duration_seconds",
             f"Wall time of one {stage} job.",
             buckets=STAGE_BUCKETS,
+        ),
+        backlog=Gauge(
+            f"ucoder_{stage}_queue_backlog",
+            f"Jobs waiting in the {stage} work queue, not yet delivered to any worker (all replicas).",
+        ),
+        in_flight=Gauge(
+            f"ucoder_{stage}_queue_in_flight",
+            f"Jobs of the {stage} work queue delivered and not yet acknowledged (all replicas).",
         ),
     )
 

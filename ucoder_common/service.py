@@ -93,8 +93,8 @@ def _write_ready_file(path: str, info: dict[str, Any]) -> None:
     os.replace(tmp, target)
 
 
-async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitable[ServiceParts]]) -> None:
-    """Run the service until SIGTERM/SIGINT."""
+async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitable[ServiceParts]]) -> bool:
+    """Runs the service until SIGTERM/SIGINT; returns False when it failed to start."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -126,7 +126,8 @@ async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitab
     ready_task = asyncio.create_task(become_ready())
     stop_task = asyncio.create_task(stop.wait())
     await asyncio.wait({ready_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-    if ready_task.done() and ready_task.exception() is not None:
+    started = not (ready_task.done() and ready_task.exception() is not None)
+    if not started:
         log.error("start-up failed", exc_info=ready_task.exception())
         stop.set()
     await stop.wait()
@@ -144,6 +145,7 @@ async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitab
             log.exception("close hook failed")
     await bus.close()
     log.info("stopped")
+    return started
 
 
 def run_service(
@@ -160,7 +162,8 @@ def run_service(
         return 2
     configure_logging(name, cfg.log_level, cfg.log_format)
     try:
-        asyncio.run(serve(name, cfg, build))
+        if not asyncio.run(serve(name, cfg, build)):
+            return 1  # start-up failed (logged): supervisors must see it as a failure
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -25,7 +25,28 @@ CANDIDATES = Counter("ucoder_executor_candidates", "Candidates run to completion
 EXECUTIONS = Counter(
     "ucoder_executor_executions", "Test executions (candidate x input), by outcome kind.", ["kind"]
 )
-SANDBOX_ERRORS = Counter("ucoder_executor_sandbox_errors", "Runs that failed on the sandbox side (retried).")
+SANDBOX_ERRORS = Counter(
+    "ucoder_executor_sandbox_errors", "Candidates whose sandboxes kept failing (the job is retried)."
+)
+TEST_SECONDS = Histogram(
+    "ucoder_executor_test_duration_seconds",
+    "Time one test execution took inside the sandbox (as measured there).",
+    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10),
+)
+SANDBOX_STARTS = Counter(
+    "ucoder_executor_sandbox_starts", "Sandboxes started (the first ones and replacements)."
+)
+WORKER_RESTARTS = Counter(
+    "ucoder_executor_worker_restarts",
+    "Worker processes inside sandboxes replaced, by reason (timeout, crashed, protocol, touched, "
+    "recycle_after, ...).",
+    ["reason"],
+)
+CONFIRM_RUNS = Counter(
+    "ucoder_executor_confirm_runs",
+    "Failures re-run on a fresh worker before being recorded, by failure (timeout, crashed, protocol).",
+    ["failure"],
+)
 CANDIDATE_SECONDS = Histogram(
     "ucoder_executor_candidate_duration_seconds",
     "Wall time to run one candidate on all its inputs.",
@@ -42,8 +63,30 @@ KINDS = {
     "compile_error": common_pb2.OUTCOME_KIND_COMPILE_ERROR,
     "crashed": common_pb2.OUTCOME_KIND_CRASHED,
 }
-# A run that broke on the sandbox side is retried this often before the job is retried.
-SANDBOX_ATTEMPTS = 3
+RESTART_REASONS = frozenset(
+    {
+        "timeout",
+        "crashed",
+        "protocol",
+        "touched",
+        "recycle_after",
+        "memory_limit_changed",
+        "candidate_timeout",
+    }
+)
+
+
+def record_sandbox_events(events: dict[str, int]) -> None:
+    """Turns the sandboxes' event counts into metrics with bounded label values."""
+    for name, count in events.items():
+        kind, _, detail = name.partition(":")
+        if kind == "sandbox_started":
+            SANDBOX_STARTS.inc(count)
+        elif kind == "recycled":
+            reason = detail.split(":", 1)[0]
+            WORKER_RESTARTS.labels(reason=reason if reason in RESTART_REASONS else "other").inc(count)
+        elif kind == "confirm":
+            CONFIRM_RUNS.labels(failure=detail if detail in RESTART_REASONS else "other").inc(count)
 
 
 @dataclass
@@ -56,7 +99,19 @@ class ExecutorConfig(ServiceConfig):
     sandboxes: int = setting(0, "Concurrent sandboxes; 0 = one per CPU core.")
     timeout_per_test_s: float = setting(2.0, "Default wall-clock limit per test.")
     memory_limit_mb: int = setting(512, "Default address-space limit per candidate process.")
-    recycle_after: int = setting(200, "Restart a sandbox after this many candidates.")
+    recycle_after: int = setting(200, "Replace a sandbox's worker process after this many candidates.")
+    sandbox_recycle_after: int = setting(20000, "Restart a whole sandbox after this many candidates.")
+    timeout_per_candidate_s: float = setting(
+        0.0, "Wall-clock limit for all tests of one candidate; 0 = setup time + tests x (timeout + 1 s)."
+    )
+    uid_base: int = setting(
+        0, "First uid candidates run as (one per sandbox); 0 = automatic. Only used when running as root."
+    )
+    allow_unsandboxed: bool = setting(
+        False,
+        "Required for backend=process, which applies the per-candidate limits only: use it only where "
+        "the executor itself runs sandboxed (a pod under the gVisor RuntimeClass).",
+    )
     concurrency: int = setting(2, "Jobs (problems) handled at once; candidates share the sandboxes.")
     ack_wait_s: float = setting(
         60.0, "Seconds before JetStream redelivers the job of a worker that died (heartbeats keep live jobs)."
@@ -66,6 +121,17 @@ class ExecutorConfig(ServiceConfig):
         super().validate()
         if self.backend not in {b.value for b in Backend}:
             raise ConfigError(f"backend: must be one of gvisor, bwrap, process, got {self.backend!r}")
+        if self.backend == Backend.PROCESS and not self.allow_unsandboxed:
+            raise ConfigError(
+                "backend: process runs candidates without a sandbox; set allow_unsandboxed "
+                "(UCODER_EXECUTOR_ALLOW_UNSANDBOXED=1) only where the executor itself is sandboxed"
+            )
+        if self.recycle_after < 1 or self.sandbox_recycle_after < 1:
+            raise ConfigError("recycle_after and sandbox_recycle_after: must be >= 1")
+        if self.timeout_per_candidate_s < 0:
+            raise ConfigError(f"timeout_per_candidate_s: must be >= 0, got {self.timeout_per_candidate_s}")
+        if self.uid_base < 0:
+            raise ConfigError(f"uid_base: must be >= 0, got {self.uid_base}")
         if self.sandboxes < 0:
             raise ConfigError(f"sandboxes: must be >= 0, got {self.sandboxes}")
         if self.timeout_per_test_s <= 0:
@@ -118,45 +184,56 @@ class Executor:
             default_timeout_s=cfg.timeout_per_test_s,
             default_memory_mb=cfg.memory_limit_mb,
             recycle_after=cfg.recycle_after,
+            sandbox_recycle_after=cfg.sandbox_recycle_after,
+            uid_base=cfg.uid_base,
+            candidate_timeout_s=cfg.timeout_per_candidate_s,
+            on_events=record_sandbox_events,
         )
 
     async def start(self) -> None:
         if self.cfg.backend == Backend.PROCESS:
             log.warning(
-                "backend=process: candidates run with per-candidate limits only; "
-                "use it only inside a pod under the gVisor RuntimeClass"
+                "isolation backend: process (UNSANDBOXED: per-candidate limits only, allowed by "
+                "allow_unsandboxed); use it only inside a pod under the gVisor RuntimeClass"
             )
+        else:
+            log.info("isolation backend: %s", self.cfg.backend)
         await self.pool.start()
-        log.info("sandboxes ready", extra={"backend": self.cfg.backend, "sandboxes": self.cfg.pool_size})
+        log.info(
+            "sandboxes ready",
+            extra={
+                "backend": self.cfg.backend,
+                "sandboxes": self.cfg.pool_size,
+                "uid_base": self.pool.uid_base,
+            },
+        )
 
     async def _run_candidate(
         self, candidate: common_pb2.Candidate, request: executor_pb2.ExecuteRequest
     ) -> common_pb2.CandidateResult:
         inputs = [t.args_literal for t in request.tests]
         started = time.monotonic()
-        for attempt in range(1, SANDBOX_ATTEMPTS + 1):
-            BUSY.inc()
-            try:
-                outcomes = await self.pool.run(
-                    candidate.code,
-                    request.entry_point,
-                    inputs,
-                    timeout_s=request.timeout_per_test_s or None,
-                    memory_mb=request.memory_limit_mb or None,
-                )
-                break
-            except SandboxError as exc:
-                # The sandbox broke, not the candidate: never record this as its result.
-                SANDBOX_ERRORS.inc()
-                if attempt == SANDBOX_ATTEMPTS:
-                    raise Retry(f"sandbox failed {attempt} times: {exc}") from exc
-                await asyncio.sleep(0.2 * attempt)
-            finally:
-                BUSY.dec()
+        BUSY.inc()
+        try:
+            outcomes = await self.pool.run(
+                candidate.code,
+                request.entry_point,
+                inputs,
+                timeout_s=request.timeout_per_test_s or None,
+                memory_mb=request.memory_limit_mb or None,
+            )
+        except SandboxError as exc:
+            # The sandboxes broke, not the candidate (the pool already retried on a fresh one and
+            # probed): never record this as its result; the whole job is retried with backoff.
+            SANDBOX_ERRORS.inc()
+            raise Retry(f"sandbox failed: {exc}") from exc
+        finally:
+            BUSY.dec()
         CANDIDATES.inc()
         CANDIDATE_SECONDS.observe(time.monotonic() - started)
         for outcome in outcomes:
             EXECUTIONS.labels(kind=outcome.kind).inc()
+            TEST_SECONDS.observe(outcome.duration_ms / 1000.0)
         return common_pb2.CandidateResult(
             candidate_id=candidate.candidate_id,
             outcomes=[to_proto(o, t.expected_literal) for o, t in zip(outcomes, request.tests, strict=True)],

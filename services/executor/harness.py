@@ -30,11 +30,13 @@ import ast
 import builtins
 import contextlib
 import errno
-import hashlib
 import io
 import json
+import marshal
 import math
+import operator
 import os
+import random
 import re
 import reprlib
 import resource
@@ -44,6 +46,16 @@ import signal
 import sys
 import tempfile
 import time
+from _json import encode_basestring_ascii as _json_str
+from hashlib import sha256 as _sha256
+from math import isinf as _isinf
+from math import isnan as _isnan
+from os import read as _os_read
+from os import write as _os_write
+from os.path import join as _path_join
+from os.path import realpath as _realpath
+from time import monotonic as _monotonic
+from time import perf_counter as _perf_counter
 from typing import Any
 
 # ---------------------------------------------------------------------------------------------
@@ -67,7 +79,7 @@ class _Sink:
     __slots__ = ("buf", "h")
 
     def __init__(self) -> None:
-        self.h = hashlib.sha256()
+        self.h = _sha256()
         self.buf = bytearray()
 
     def add(self, data: bytes) -> None:
@@ -83,9 +95,9 @@ class _Sink:
 
 
 def _float_token(x: float) -> bytes:
-    if math.isnan(x):
+    if _isnan(x):
         return b"nan"
-    if math.isinf(x):
+    if _isinf(x):
         return b"inf" if x > 0 else b"-inf"
     r = float(f"{x:.{FLOAT_SIG_DIGITS}g}")
     if r == 0.0:
@@ -217,53 +229,98 @@ def value_repr(value: Any, limit: int = 200) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Worker loop
+# Limits and policy
 
 NOBODY = 65534
 SETUP_SLACK_S = 5.0
-"""Extra wall time for fork + compile + module-level code of a candidate."""
+"""Extra wall time for module-level code of a candidate (and for starting a worker)."""
 TEST_SLACK_S = 1.0
-"""Wall time the parent allows beyond a test's timeout before killing the child."""
+"""Wall time the supervisor allows beyond a test's timeout before it kills the worker."""
+FLUSH_S = 0.05
+"""Buffered mode: a worker writes its pending result lines once this much time has passed since
+its last write (checked after each test), so one write usually carries a whole candidate."""
+DONE_SLACK_S = 2.0
+"""Time the worker has after its last test for the integrity check and the ``done`` frame."""
 OUTPUT_CAP_BYTES = 1 << 20
-"""Characters a candidate may print through sys.stdout/sys.stderr before ``output_limit``."""
+"""Characters a candidate may print through sys.stdout/sys.stderr per test before ``output_limit``."""
 FSIZE_LIMIT_BYTES = 1 << 20
 """RLIMIT_FSIZE: largest file a candidate may write."""
 NPROC_LIMIT = 1
-"""RLIMIT_NPROC for the candidate uid: candidates may not create processes or threads."""
+"""RLIMIT_NPROC of the worker uid: no processes or threads (the Linux kernel enforces it; gVisor
+does not, which is why the audit hook also denies fork and the integrity check counts threads)."""
+NOFILE_LIMIT = 64
+"""RLIMIT_NOFILE of a worker."""
+WORKER_CPU_S = 600
+"""RLIMIT_CPU (soft = hard) of a worker over its whole life; it is recycled at half of that."""
+DEFAULT_RECYCLE_AFTER = 200
+"""A worker runs at most this many candidates before it is replaced by a fresh fork."""
 PRELOAD = (
     "abc", "array", "base64", "binascii", "bisect", "calendar", "cmath", "collections",
     "collections.abc", "contextlib", "copy", "ctypes", "dataclasses", "datetime", "decimal",
-    "difflib", "enum",
-    "fractions", "functools", "graphlib", "hashlib", "heapq", "inspect", "io", "itertools", "json",
-    "math", "numbers", "operator", "pprint", "queue", "random", "re", "secrets", "statistics",
-    "string", "struct", "textwrap", "threading", "time", "types", "typing", "unicodedata",
-    "weakref", "zlib",
+    "difflib", "enum", "fractions", "functools", "graphlib", "hashlib", "heapq", "inspect", "io",
+    "itertools", "json", "math", "numbers", "operator", "pprint", "queue", "random", "re",
+    "secrets", "socket", "statistics", "string", "struct", "textwrap", "threading", "time", "types", "typing",
+    "unicodedata", "warnings", "weakref", "zlib",
 )  # fmt: skip
-"""Stdlib modules imported by the harness before it forks: candidates get them for free, and they
-work even where the candidate uid cannot read the Python installation (e.g. pyenv under /root)."""
-MAX_LINE_BYTES = 1 << 16
+"""Stdlib modules imported before workers fork: candidates get them for free, and they work even
+where the candidate uid cannot read the Python installation (e.g. pyenv under /root, or a path
+the supervisor hid)."""
+MAX_LINE_BYTES = 1 << 20
 CHILD_KINDS = frozenset({"returned", "raised", "timeout", "memory", "output_limit"})
-_DROP = os.getuid() == 0
+CANDIDATE_MODULE = "__candidate__"
+
+# Audit events a candidate may not trigger at all (PermissionError), and events that are allowed
+# but mark the worker as touched, so it is replaced after the candidate. Defence in depth: the
+# sandbox, the uid and the rlimits hold even where a hook is bypassed.
+DENY_EVENTS = frozenset({
+    "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn", "os.system", "os.startfile",
+    "os.killpg", "os.symlink", "os.link", "os.register_at_fork", "subprocess.Popen", "pty.spawn",
+    "sys.addaudithook", "mmap.__new__", "webbrowser.open", "shutil.make_archive", "gc.get_objects",
+    "gc.get_referrers", "gc.get_referents",
+})  # fmt: skip
+DENY_PREFIXES = ("socket.", "ctypes.", "_posixsubprocess.", "urllib.", "http.", "ftplib.", "smtplib.")
+PATH_EVENTS = frozenset({
+    "os.mkdir", "os.rmdir", "os.remove", "os.rename", "os.chmod", "os.chown", "os.truncate",
+    "os.utime", "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr", "os.mkfifo",
+    "os.mknod", "shutil.rmtree", "shutil.copyfile", "shutil.copymode", "shutil.copystat",
+    "shutil.copytree", "shutil.move", "os.chdir",
+})  # fmt: skip
+TAINT_EVENTS = frozenset({
+    "sys._getframe", "sys._current_frames", "sys._current_exceptions", "sys.settrace",
+    "sys.setprofile", "object.__getattr__", "resource.setrlimit", "resource.prlimit", "os.putenv",
+    "os.unsetenv", "code.__new__", "function.__new__", "sys.set_asyncgen_hooks", "sys.excepthook",
+    "sys.unraisablehook", "builtins.breakpoint", "cpython.run_interactivehook", "signal.pthread_kill",
+})  # fmt: skip
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_EFBIG = errno.EFBIG
 
 
-class _Timeout(BaseException):
-    """Raised in the child by the per-test interval timer."""
+# The stand-in for sys.stdout/sys.stderr lives in a namespace of its own: candidates can reach
+# it (sys.stdout), and through its methods' globals they must not reach the harness.
+_WRITER_SOURCE = """
+class CappedWriter(TextIOBase):
+    # Discards what candidates print; counts it so excess becomes output_limit.
+    written = 0
 
-
-class _CappedWriter(io.TextIOBase):
-    """Stands in for sys.stdout/sys.stderr in the child: discards output, flags excess."""
-
-    def __init__(self, state: dict[str, Any]) -> None:
-        self._state = state
-
-    def writable(self) -> bool:
+    def writable(self):
         return True
 
-    def write(self, s: str) -> int:
-        self._state["written"] += len(s)
-        if self._state["written"] > OUTPUT_CAP_BYTES:
-            self._state["output_exceeded"] = True
-        return len(s)
+    def write(self, s):
+        n = len(s)
+        self.written += n
+        return n
+"""
+
+
+def _make_writer() -> tuple[Any, dict[str, Any]]:
+    """A fresh writer and the namespace its methods see (checked for tampering like modules)."""
+    namespace: dict[str, Any] = {
+        "__builtins__": {"len": len, "__build_class__": builtins.__build_class__},
+        "__name__": "ucoder_writer",
+        "TextIOBase": io.TextIOBase,
+    }
+    exec(compile(_WRITER_SOURCE, "<writer>", "exec"), namespace)
+    return namespace["CappedWriter"](), namespace
 
 
 def _outcome(kind: str, **fields: Any) -> dict[str, Any]:
@@ -272,146 +329,737 @@ def _outcome(kind: str, **fields: Any) -> dict[str, Any]:
     return out
 
 
-def _send(fd: int, obj: dict[str, Any]) -> None:
-    data = (json.dumps(obj) + "\n").encode()
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
-        view = view[n:]
+        view = view[_os_write(fd, view) :]
 
 
-def _die_with_parent() -> None:
-    """PR_SET_PDEATHSIG(SIGKILL): the child dies if the harness is killed mid-candidate."""
+def _send(fd: int, obj: dict[str, Any]) -> None:
+    _write_all(fd, (json.dumps(obj) + "\n").encode())
+
+
+def _prctl(option: int, arg: int) -> None:
+    with contextlib.suppress(OSError, AttributeError, ImportError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
+
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker: a long-lived process, never root, that runs many candidates
+
+
+def _run_test(fn: Any, args: tuple[Any, ...], out_writer: Any, timeout_s: float) -> dict[str, Any]:
+    out_writer.written = 0
+    t0 = _perf_counter()
+    out: dict[str, Any]
+    try:
+        value = fn(*args)
+        out = _outcome("returned", value_digest=canonical_digest(value), value_repr=value_repr(value))
+    except MemoryError:
+        out = _outcome("memory", exception_type="MemoryError")
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.errno == _EFBIG:
+            out = _outcome("output_limit", exception_type=type(exc).__name__)
+        else:
+            out = _outcome("raised", exception_type=type(exc).__name__, value_repr=value_repr(exc))
+    elapsed = _perf_counter() - t0
+    if out_writer.written > OUTPUT_CAP_BYTES:
+        out = _outcome("output_limit")
+    elif elapsed > timeout_s:
+        out = _outcome("timeout")
+    out["duration_ms"] = round(elapsed * 1000.0, 3)
+    return out
+
+
+def _literal_args(literal: str) -> tuple[Any, ...]:
+    args = ast.literal_eval(literal)
+    return args if type(args) is tuple else (args,)
+
+
+def _record(token: str, i: int, out: dict[str, Any]) -> str:
+    """One result line, encoded without the json module (a candidate may have patched it)."""
+    return (
+        '{"t": ' + _json_str(token) + ', "i": ' + repr(i) + ', "kind": ' + _json_str(out["kind"])
+        + ', "value_digest": ' + _json_str(out["value_digest"])
+        + ', "exception_type": ' + _json_str(out["exception_type"])
+        + ', "value_repr": ' + _json_str(out["value_repr"])
+        + ', "duration_ms": ' + repr(float(out["duration_ms"])) + "}"
+    )  # fmt: skip
+
+
+def _plain(text: str) -> str:
+    """``text`` reduced to characters that need no escaping in JSON (uses no patchable module)."""
+    return "".join(c if c.isalnum() or c in " ._:-<>/" else "?" for c in text[:80])
+
+
+def _inside(path: Any, root: str) -> bool:
+    """True when ``path`` (a str/bytes/PathLike path, or an fd) resolves inside ``root``."""
+    if isinstance(path, int):
+        return True  # an fd the candidate already holds; opening it was checked
+    try:
+        text = os.fsdecode(path)
+    except TypeError:
+        return False
+    real = _realpath(_path_join(root, text))
+    return real == root or real.startswith(root + os.sep)
+
+
+def _make_audit_hook(res_fd: int, workdir: str) -> Any:
+    """The worker's audit hook: denies escape attempts, reports touches at once.
+
+    A touch is written to the result pipe before the audited operation runs, so a candidate
+    cannot take it back; the supervisor then replaces the worker after the candidate.
+    """
+    write, getpid, realpath_inside, plain = os.write, os.getpid, _inside, _plain
+    deny, deny_prefixes, path_events, taint_events = DENY_EVENTS, DENY_PREFIXES, PATH_EVENTS, TAINT_EVENTS
+    write_flags = _WRITE_FLAGS
+    reported: set[str] = set()
+
+    def touch(what: str) -> None:
+        if what not in reported:
+            reported.add(what)
+            # No json or contextlib here: the candidate may have patched them.
+            try:  # noqa: SIM105
+                write(res_fd, ('{"taint": "' + plain(what) + '"}\n').encode())
+            except OSError:
+                pass
+
+    def denied(event: str) -> PermissionError:
+        touch(event)
+        return PermissionError(f"ucoder sandbox: {event} is not allowed")
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event in deny or event.startswith(deny_prefixes):
+            raise denied(event)
+        if event == "open":
+            path, mode, flags = args
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(
+                isinstance(flags, int) and flags & write_flags
+            )
+            if writing:
+                if not realpath_inside(path, workdir):
+                    raise denied("open for writing outside the tmp dir")
+                touch("files")
+        elif event in path_events:
+            for arg in args:
+                if isinstance(arg, str | bytes | os.PathLike) and not realpath_inside(arg, workdir):
+                    raise denied(f"{event} outside the tmp dir")
+            touch(event)
+        elif event == "os.kill":
+            if args[0] != getpid():
+                raise denied("os.kill of another process")
+        elif event in ("object.__setattr__", "object.__delattr__"):
+            # Classes and functions that are not the candidate's own may not be changed.
+            target = args[0]
+            if isinstance(target, type):
+                owner = vars(target).get("__module__")
+            else:
+                owner = getattr(target, "__module__", None) if callable(target) else None
+            if owner != CANDIDATE_MODULE:
+                raise denied(f"{event} on {type(target).__name__}")
+        elif event in taint_events:
+            touch(event)
+
+    return hook
+
+
+def _dict_version_reader() -> Any:
+    """CPython keeps a version tag in every dict that changes on each mutation (PEP 509). Reading
+    it in place through ctypes makes the integrity check about 30x cheaper than comparing every
+    entry. The layout is verified on this interpreter first; None where it does not hold."""
+    if sys.implementation.name != "cpython":
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 == PR_SET_PDEATHSIG
-    except (OSError, AttributeError, ImportError):
-        pass
+        def reader(d: dict[Any, Any]) -> Any:
+            return ctypes.c_uint64.from_address(id(d) + 24)  # after refcnt, type, ma_used
+
+        probe: dict[str, Any] = {"a": 1}
+        tag = reader(probe)
+        seen = [tag.value]
+        probe["b"] = object()
+        seen.append(tag.value)
+        del probe["a"]
+        seen.append(tag.value)
+        probe["b"] = None
+        seen.append(tag.value)
+        if len(set(seen)) != len(seen) or tag.value != seen[-1]:
+            return None
+        return reader
+    except Exception:
+        return None
 
 
-def _child(wfd: int, close_fds: list[int], req: dict[str, Any], start: int, workdir: str) -> None:
-    """Runs in the forked child; never returns."""
-    code = 71
-    try:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.close(devnull)
-        for fd in close_fds:
+def _snapshot(namespaces: list[dict[str, Any]]) -> Any:
+    """Captures the interpreter state a candidate must leave as it found it; returns a checker.
+
+    Checked: sys.modules, every module's, class's (defined in Python) and given namespace's
+    dict (by version tag, or entry identity as a fallback), threads, trace/profile hooks, the
+    recursion limit, gc settings, the environment, stdio, import and warning state and signal
+    handlers. In-place changes inside mutable module-level objects are
+    not seen; recycle_after and the fresh-worker confirmation of failures bound what they can do.
+    """
+    import _thread
+    import gc
+    import warnings
+
+    modules = sys.modules
+    spaces: list[Any] = [modules] + [m.__dict__ for m in list(modules.values()) if hasattr(m, "__dict__")]
+    spaces += namespaces
+    # Classes defined in Python (heap types) can be patched without any audit event; their
+    # attributes live in a dict behind the read-only mappingproxy.
+    heap_types = {
+        id(v): v for d in spaces for v in list(d.values()) if isinstance(v, type) and v.__flags__ & (1 << 9)
+    }
+    spaces += [d for t in heap_types.values() for d in gc.get_referents(t.__dict__) if type(d) is dict]
+    spaces = list({id(d): d for d in spaces}.values())
+    names = [str(d.get("__name__", "?")) if type(d.get("__name__")) is str else "?" for d in spaces]
+    version_of = _dict_version_reader()
+    if version_of is not None:
+        readers = [version_of(d) for d in spaces]
+        versions = [r.value for r in readers]
+
+        def changed_dict() -> str | None:
+            if [r.value for r in readers] == versions:
+                return None
+            return next(n for r, v, n in zip(readers, versions, names, strict=True) if r.value != v)
+
+    else:  # no version tags on this interpreter: compare every entry by identity (about 30x slower)
+        dicts = [(d, tuple(d.values()), tuple(d.keys())) for d in spaces]
+        is_ = operator.is_
+
+        def changed_dict() -> str | None:
+            for (d, values, keys), name in zip(dicts, names, strict=True):
+                if len(d) != len(values) or not (
+                    all(map(is_, d.values(), values)) and all(map(is_, d.keys(), keys))
+                ):
+                    return name
+            return None
+
+    signums = [s for s in range(1, signal.NSIG) if s not in (signal.SIGKILL, signal.SIGSTOP)]
+    getsignal = signal.getsignal
+
+    def handlers() -> list[Any]:
+        out = []
+        for s in signums:
+            try:
+                out.append(getsignal(s))
+            except (ValueError, OSError):
+                out.append(None)
+        return out
+
+    signal_handlers = handlers()
+    lists = [
+        (obj, len(obj)) for obj in (sys.path, sys.meta_path, sys.path_hooks, warnings.filters, gc.callbacks)
+    ]
+    recursion = sys.getrecursionlimit()
+    gc_state = (gc.isenabled(), gc.get_threshold())
+    environ = os.environ
+    stdio = (sys.stdin, sys.stdout, sys.stderr)
+    len_, tuple_, sys_ = len, tuple, sys
+    thread_count, gettrace, getprofile = _thread._count, sys.gettrace, sys.getprofile
+    getrecursionlimit, gc_isenabled, gc_threshold = sys.getrecursionlimit, gc.isenabled, gc.get_threshold
+
+    def check() -> list[str]:
+        damage = []
+        where = changed_dict()
+        if where is not None:
+            damage.append(f"namespace {where}")
+        if thread_count() != 0:
+            damage.append("threads")
+        if gettrace() is not None or getprofile() is not None:
+            damage.append("trace")
+        if getrecursionlimit() != recursion or (gc_isenabled(), gc_threshold()) != gc_state:
+            damage.append("interpreter settings")
+        if len_(environ) != 0:
+            damage.append("environment")
+        if tuple_((sys_.stdin, sys_.stdout, sys_.stderr)) != stdio:
+            damage.append("stdio")
+        if any(len_(obj) != n for obj, n in lists):
+            damage.append("import or warning state")
+        if handlers() != signal_handlers:
+            damage.append("signal handlers")
+        return damage
+
+    return check
+
+
+def _worker_setup(
+    uid: int | None, memory_mb: int, workdir: str, keep: tuple[int, ...], own_pid_namespace: bool
+) -> None:
+    """Process-level isolation of a fresh worker: session, fds, rlimits, uid, environment."""
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        fd = int(name)
+        if fd > 2 and fd not in keep:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        os.environ.clear()
-        os.chdir(workdir)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes raise EFBIG instead
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        inputs: list[str] = req["inputs"]
-        timeout_s = float(req["timeout_s"])
-        remaining = len(inputs) - start
-        cpu = math.ceil(timeout_s * remaining + SETUP_SLACK_S)
-        mem = int(req["memory_mb"]) << 20
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE_LIMIT_BYTES, FSIZE_LIMIT_BYTES))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (NPROC_LIMIT, NPROC_LIMIT))
-        if _DROP:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-        _die_with_parent()  # after setuid, which clears the parent-death signal
-        state: dict[str, Any] = {"written": 0, "output_exceeded": False, "timed_out": False}
+    os.chdir(workdir)
+    os.umask(0o077)
+    for limit, value in (
+        (resource.RLIMIT_AS, memory_mb << 20),
+        (resource.RLIMIT_FSIZE, FSIZE_LIMIT_BYTES),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NPROC, NPROC_LIMIT),
+        (resource.RLIMIT_NOFILE, NOFILE_LIMIT),
+        (resource.RLIMIT_CPU, WORKER_CPU_S),
+    ):
+        resource.setrlimit(limit, (value, value))
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        if own_pid_namespace:
+            # Kill whatever a previous worker of this uid left behind (kill(-1) spares the
+            # caller). Only inside the sandbox's own pid namespace: on a shared host the same
+            # uid may belong to another executor. There RLIMIT_NPROC stops processes instead.
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)
+    _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))  # after setuid, which clears it
+    os.environ.clear()
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes raise EFBIG instead
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
-        def on_alarm(signum: int, frame: Any) -> None:
-            state["timed_out"] = True
-            raise _Timeout
 
-        signal.signal(signal.SIGALRM, on_alarm)
-        writer = _CappedWriter(state)
-        sys.stdout = sys.stderr = writer
-        sys.stdin = io.StringIO("")
-        _run_candidate(wfd, req, start, state, timeout_s)
+_HARNESS_CODE: Any = None
+"""This file, compiled by the supervisor at start-up; each worker runs a private copy of it."""
+
+
+def _worker_main(
+    cmd_fd: int, res_fd: int, uid: int | None, memory_mb: int, workdir: str, own_pid_namespace: bool
+) -> None:
+    """Runs in the forked worker; never returns."""
+    code = 70
+    try:
+        _worker_setup(uid, memory_mb, workdir, (cmd_fd, res_fd), own_pid_namespace)
+        # The worker runs a private copy of the harness with its own builtins: a candidate that
+        # patches builtins, stdlib module attributes or the harness module it can import changes
+        # nothing the worker computes or reports.
+        private: dict[str, Any] = {"__name__": "ucoder_worker", "__builtins__": dict(vars(builtins))}
+        exec(_HARNESS_CODE, private)
+        private["_worker_body"](cmd_fd, res_fd, workdir)
         code = 0
     except BaseException:
-        code = 71
+        code = 70
     finally:
         os._exit(code)
 
 
-def _run_candidate(
-    wfd: int, req: dict[str, Any], start: int, state: dict[str, Any], timeout_s: float
-) -> None:
-    ns: dict[str, Any] = {"__name__": "__candidate__", "__builtins__": builtins}
-    try:
-        signal.setitimer(signal.ITIMER_REAL, timeout_s + SETUP_SLACK_S / 2)
+def _worker_body(cmd_fd: int, res_fd: int, workdir: str) -> None:
+    """The worker from its private copy of the harness: snapshot, audit hook, then the loop."""
+    writer, writer_namespace = _make_writer()
+    sys.stdout = sys.stderr = writer
+    sys.stdin = io.StringIO("")
+    tempfile.tempdir = workdir
+    # Warm lazily-initialised state now, so the snapshot sees it settled.
+    canonical_digest({1: [2.5, "x", (None,)], "k": {3}})
+    value_repr(ValueError("x"))
+    _literal_args("(1, [2], {'a': 3.5}, 'x', None)")
+    _record("t", 0, _outcome("returned"))
+    exec(compile("def _warm(x):\n    return x\n", "<candidate>", "exec"), {"__name__": CANDIDATE_MODULE})
+    check = _snapshot([globals(), writer_namespace])
+    sys.addaudithook(_make_audit_hook(res_fd, workdir))
+    _send(res_fd, {"hello": True, "pid": os.getpid(), "uid": os.getuid()})
+    _worker_loop(cmd_fd, res_fd, writer, check)
+
+
+class _Emitter:
+    """Buffers a worker's result lines; writes them once ``flush_s`` has passed since the last write."""
+
+    def __init__(self, fd: int, flush_s: float) -> None:
+        self.fd = fd
+        self.flush_s = flush_s
+        self.pending: list[str] = []
+        self.last_write = _monotonic()
+
+    def emit(self, line: str) -> None:
+        self.pending.append(line)
+        if _monotonic() - self.last_write >= self.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            _write_all(self.fd, ("\n".join(self.pending) + "\n").encode())
+            self.pending.clear()
+        self.last_write = _monotonic()
+
+
+def _read_frame(fd: int, buf: bytearray) -> Any:
+    """One request from the supervisor: an 8-byte length, then marshal data; None on EOF."""
+    while len(buf) < 8 or len(buf) < 8 + int.from_bytes(buf[:8], "big"):
+        chunk = _os_read(fd, 1 << 16)
+        if not chunk:
+            return None
+        buf += chunk
+    size = int.from_bytes(buf[:8], "big")
+    frame = marshal.loads(bytes(buf[8 : 8 + size]))
+    del buf[: 8 + size]
+    return frame
+
+
+def _worker_loop(cmd_fd: int, res_fd: int, writer: Any, check: Any) -> None:
+    buf = bytearray()
+    while (req := _read_frame(cmd_fd, buf)) is not None:
+        token, inputs, timeout_s, start = req["t"], req["inputs"], req["timeout_s"], req["start"]
+        out = _Emitter(res_fd, req["flush_s"])
+        # Inputs are parsed before any of the candidate's code runs.
+        parsed: list[Any] = []
+        for literal in inputs[start:]:
+            try:
+                parsed.append(_literal_args(literal))
+            except BaseException as exc:
+                parsed.append(exc)
+        ns: dict[str, Any] = {"__name__": CANDIDATE_MODULE, "__builtins__": builtins}
+        fn = None
+        t0 = _monotonic()
         try:
             exec(compile(req["code"], "<candidate>", "exec"), ns)
             fn = ns.get(req["entry_point"])
             if not callable(fn):
                 raise NameError(f"entry point {req['entry_point']!r} not defined")
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except _Timeout:
-        _send(wfd, {"i": -1, **_outcome("timeout", exception_type="ModuleTimeout")})
-        return
-    except BaseException as exc:
-        name = type(exc).__name__
-        _send(wfd, {"i": -1, **_outcome("compile_error", exception_type=name, value_repr=value_repr(exc))})
-        return
-    _send(wfd, {"ready": True})
-    for i in range(start, len(req["inputs"])):
-        out = _run_test(fn, req["inputs"][i], state, timeout_s)
-        _send(wfd, {"i": i, **out})
-
-
-def _run_test(fn: Any, literal: str, state: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    state["timed_out"] = False
-    state["output_exceeded"] = False
-    state["written"] = 0
-    out: dict[str, Any]
-    t0 = time.perf_counter()
-    try:
-        try:
-            args = ast.literal_eval(literal)
-            if type(args) is not tuple:
-                args = (args,)
-            signal.setitimer(signal.ITIMER_REAL, timeout_s)
-            value = fn(*args)
-            digest = canonical_digest(value)
-            out = _outcome("returned", value_digest=digest, value_repr=value_repr(value))
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except _Timeout:
-        out = _outcome("timeout")
-    except MemoryError:
-        out = _outcome("memory", exception_type="MemoryError")
-    except BaseException as exc:
-        try:
-            if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
-                out = _outcome("output_limit", exception_type=type(exc).__name__)
+        except BaseException as exc:
+            fn = None
+            kind = "memory" if isinstance(exc, MemoryError) else "compile_error"
+            out.emit(
+                _record(
+                    token, -1, _outcome(kind, exception_type=type(exc).__name__, value_repr=value_repr(exc))
+                )
+            )
+        if fn is not None:
+            if _monotonic() - t0 > timeout_s + SETUP_SLACK_S / 2:
+                out.emit(_record(token, -1, _outcome("timeout", exception_type="ModuleTimeout")))
             else:
-                out = _outcome("raised", exception_type=type(exc).__name__, value_repr=value_repr(exc))
-        except _Timeout:
-            out = _outcome("timeout")
-    if state["timed_out"]:
-        out = _outcome("timeout")
-    elif state["output_exceeded"]:
-        out = _outcome("output_limit")
-    out["duration_ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
-    return out
+                out.emit('{"t": ' + _json_str(token) + ', "ready": true}')
+                for offset, args in enumerate(parsed):
+                    if isinstance(args, BaseException):
+                        result = _outcome(
+                            "raised", exception_type=type(args).__name__, value_repr="bad input"
+                        )
+                    else:
+                        result = _run_test(fn, args, writer, timeout_s)
+                    out.emit(_record(token, start + offset, result))
+        del ns, fn, parsed
+        # The done frame carries what the integrity check found; it goes out in the same write as
+        # the results still pending (one write per candidate in the common case).
+        damage = ", ".join('"' + _plain(d) + '"' for d in check())
+        out.pending.append('{"t": ' + _json_str(token) + ', "done": true, "damage": [' + damage + "]}")
+        out.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Supervisor: the sandbox's first process; talks to the host, forks and polices workers
+
+
+class _Worker:
+    def __init__(self, pid: int, cmd_w: int, res_r: int, workdir: str, memory_mb: int) -> None:
+        self.pid = pid
+        self.cmd_w = cmd_w
+        self.res_r = res_r
+        self.workdir = workdir
+        self.memory_mb = memory_mb
+        self.candidates = 0
+        self.busy_s = 0.0
+        self.buf = b""
+        self.taints: set[str] = set()
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, index: int) -> None:
+        super().__init__(reason)
+        self.reason = reason  # timeout | crashed | protocol | candidate_timeout
+        self.index = index  # first input without an accepted outcome
+        self.status = 0
+        self.ready = False
+
+
+class WorkerStartError(Exception):
+    pass
+
+
+class Supervisor:
+    """Runs candidates on a long-lived worker, replacing it on any sign of damage.
+
+    The supervisor never runs candidate code, so a worker forked from it is always clean. All
+    verdicts that depend on time or on the worker dying are made here, from what the supervisor
+    observes; a failure seen on a worker that had served other candidates, or in buffered mode, is
+    re-run on a fresh worker that writes each result at once before it is recorded.
+    """
+
+    def __init__(self, uid: int | None, recycle_after: int, isolated: bool) -> None:
+        self.uid = uid
+        self.isolated = isolated
+        self.recycle_after = recycle_after
+        self.base = tempfile.mkdtemp(prefix="ucoder-work-")
+        os.chmod(self.base, 0o711)
+        self.worker: _Worker | None = None
+        self.events: dict[str, int] = {}
+        self._tokens = random.Random(os.urandom(16))
+
+    def note(self, reason: str) -> None:
+        self.events[reason] = self.events.get(reason, 0) + 1
+
+    # -- worker lifecycle
+
+    def spawn(self, memory_mb: int) -> _Worker:
+        workdir = tempfile.mkdtemp(prefix="w-", dir=self.base)
+        if self.uid is not None:
+            os.chown(workdir, self.uid, self.uid)
+        os.chmod(workdir, 0o700)
+        cmd_r, cmd_w = os.pipe()
+        res_r, res_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            _worker_main(cmd_r, res_w, self.uid, memory_mb, workdir, self.isolated)
+        os.close(cmd_r)
+        os.close(res_w)
+        worker = _Worker(pid, cmd_w, res_r, workdir, memory_mb)
+        self.worker = worker
+        self.note("spawned")
+        try:
+            hello = self._read_records(worker, time.monotonic() + SETUP_SLACK_S)
+        except _Failure:
+            hello = []
+        if not hello or hello[0].get("hello") is not True:
+            self.kill("start_failed")
+            raise WorkerStartError(f"worker did not start (pid {pid})")
+        return worker
+
+    def kill(self, reason: str) -> int:
+        """Kills the current worker (and its process group); returns its wait status."""
+        worker, self.worker = self.worker, None
+        if worker is None:
+            return 0
+        self.note(f"recycled:{reason}")
+        for kill in (os.killpg, os.kill):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                kill(worker.pid, signal.SIGKILL)
+        status = 0
+        with contextlib.suppress(ChildProcessError):
+            _, status = os.waitpid(worker.pid, 0)
+        for fd in (worker.cmd_w, worker.res_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        shutil.rmtree(worker.workdir, ignore_errors=True)
+        self._reap()
+        return status
+
+    def _reap(self) -> None:
+        """Reaps orphans re-parented to us (the supervisor is pid 1 in a gVisor sandbox)."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    # -- protocol
+
+    def _read_records(self, worker: _Worker, deadline: float) -> list[dict[str, Any]]:
+        """Returns the next complete records (at least one); raises _Failure on EOF/deadline/garbage."""
+        while b"\n" not in worker.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Failure("timeout", -1)
+            ready, _, _ = select.select([worker.res_r], [], [], left)
+            if not ready:
+                continue
+            data = os.read(worker.res_r, 1 << 16)
+            if not data:
+                raise _Failure("crashed", -1)
+            worker.buf += data
+            if len(worker.buf) > MAX_LINE_BYTES and b"\n" not in worker.buf:
+                raise _Failure("protocol", -1)
+        *lines, worker.buf = worker.buf.split(b"\n")
+        records = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                raise _Failure("protocol", -1) from None
+            if not isinstance(rec, dict):
+                raise _Failure("protocol", -1)
+            records.append(rec)
+        return records
+
+    def _drive(
+        self,
+        worker: _Worker,
+        req: dict[str, Any],
+        start: int,
+        flush_s: float,
+        outcomes: list[Any],
+        deadline: float,
+    ) -> list[str]:
+        """Runs inputs ``start..`` of ``req`` on ``worker``; returns the damage it reported."""
+        token = f"{self._tokens.getrandbits(64):016x}"
+        n = len(req["inputs"])
+        timeout_s = float(req["timeout_s"])
+        frame = marshal.dumps({**req, "t": token, "start": start, "flush_s": flush_s})
+        try:
+            _write_all(worker.cmd_w, len(frame).to_bytes(8, "big") + frame)
+        except OSError:
+            raise _Failure("crashed", start) from None
+        cur, ready = start, False
+        last = time.monotonic()
+        # Unbuffered, "ready" arrives right after module-level code, which gets extra time. Buffered,
+        # it may wait in the worker behind a hanging first test; silence beyond one test's time is
+        # then handed to the unbuffered confirmation run (slow module code costs a re-run only).
+        limit = timeout_s + flush_s + TEST_SLACK_S + (SETUP_SLACK_S if flush_s == 0 else 0.0)
+        while True:
+            try:
+                records = self._read_records(worker, min(last + limit, deadline))
+            except _Failure as failure:
+                failure.index, failure.ready = cur, ready
+                if failure.reason == "timeout" and time.monotonic() >= deadline:
+                    failure.reason = "candidate_timeout"
+                raise
+            now = time.monotonic()
+            gap, last = now - last, now
+            last_test = None
+            for rec in records:
+                if "taint" in rec:
+                    worker.taints.add(str(rec["taint"])[:80])
+                    continue
+                if rec.get("t") != token:
+                    raise self._protocol(cur, ready)
+                if rec.get("done") is True and cur == n:
+                    damage = rec.get("damage")
+                    if last_test is not None and flush_s > 0 and gap > timeout_s + flush_s:
+                        outcomes[last_test] = _outcome("timeout", duration_ms=round(gap * 1000.0, 3))
+                    return [str(d)[:80] for d in damage] if isinstance(damage, list) else ["protocol"]
+                if not ready:
+                    if rec.get("ready") is True:
+                        ready = True
+                    elif rec.get("i") == -1 and rec.get("kind") in ("compile_error", "timeout", "memory"):
+                        for j in range(cur, n):
+                            outcomes[j] = _clean(rec)
+                        cur = n
+                        ready = True  # nothing more to run; expect done
+                    else:
+                        raise self._protocol(cur, ready)
+                elif rec.get("i") == cur and rec.get("kind") in CHILD_KINDS and cur < n:
+                    outcomes[cur] = _clean(rec)
+                    if flush_s == 0 and gap > timeout_s:
+                        outcomes[cur] = _outcome("timeout", duration_ms=round(gap * 1000.0, 3))
+                    last_test = cur
+                    cur += 1
+                else:
+                    raise self._protocol(cur, ready)
+            # In buffered mode a batch holds tests that together took < flush_s, plus one more:
+            # a gap beyond timeout + flush_s means that last one overran, whatever it claims.
+            if last_test is not None and flush_s > 0 and gap > timeout_s + flush_s:
+                outcomes[last_test] = _outcome("timeout", duration_ms=round(gap * 1000.0, 3))
+            limit = (timeout_s + flush_s + TEST_SLACK_S) if cur < n else DONE_SLACK_S
+
+    @staticmethod
+    def _protocol(cur: int, ready: bool) -> _Failure:
+        failure = _Failure("protocol", cur)
+        failure.ready = ready
+        return failure
+
+    # -- one candidate
+
+    def run(self, req: dict[str, Any]) -> list[dict[str, Any]]:
+        inputs = req["inputs"]
+        n = len(inputs)
+        timeout_s = float(req["timeout_s"])
+        memory_mb = int(req["memory_mb"])
+        budget = float(req.get("candidate_timeout_s") or 0) or (
+            SETUP_SLACK_S + n * (timeout_s + TEST_SLACK_S)
+        )
+        deadline = time.monotonic() + budget
+        outcomes: list[dict[str, Any] | None] = [None] * n
+        cur = 0
+        flush_s = FLUSH_S
+        while True:
+            worker = self._worker_for(memory_mb)
+            fresh = worker.candidates == 0
+            worker.candidates += 1
+            t0 = time.monotonic()
+            try:
+                damage = self._drive(worker, req, cur, flush_s, outcomes, deadline)
+            except _Failure as failure:
+                worker.busy_s += time.monotonic() - t0
+                status = self.kill(failure.reason)
+                cur = failure.index
+                if failure.reason == "candidate_timeout":
+                    for j in range(cur, n):
+                        outcomes[j] = _outcome("timeout", exception_type="CandidateTimeout")
+                    break
+                if flush_s > 0 or not fresh:  # fresh: the worker served no other candidate
+                    # Confirm on a fresh worker that reports every test at once.
+                    flush_s, fresh = 0.0, False
+                    self.note(f"confirm:{failure.reason}")
+                    continue
+                outcome = self._failure_outcome(failure, status, timeout_s)
+                if not failure.ready:
+                    for j in range(cur, n):
+                        outcomes[j] = outcome
+                    break
+                if cur < n:
+                    outcomes[cur] = outcome
+                    cur += 1
+                if cur >= n:
+                    break
+                continue
+            worker.busy_s += time.monotonic() - t0
+            if worker.taints or damage:
+                reason = sorted(worker.taints)[0] if worker.taints else damage[0]
+                self.kill(f"touched:{reason}")
+            elif worker.candidates >= self.recycle_after or worker.busy_s > WORKER_CPU_S / 2:
+                self.kill("recycle_after")
+            break
+        return [o if o is not None else _outcome("crashed", exception_type="lost") for o in outcomes]
+
+    def _worker_for(self, memory_mb: int) -> _Worker:
+        worker = self.worker
+        if worker is not None and worker.memory_mb != memory_mb:
+            self.kill("memory_limit_changed")
+            worker = None
+        return worker if worker is not None else self.spawn(memory_mb)
+
+    @staticmethod
+    def _failure_outcome(failure: _Failure, status: int, timeout_s: float) -> dict[str, Any]:
+        if failure.reason == "timeout":
+            return _outcome("timeout", duration_ms=round((timeout_s + TEST_SLACK_S) * 1000.0, 3))
+        if failure.reason == "protocol":
+            return _outcome("crashed", exception_type="protocol")
+        exc = ""
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig == signal.SIGXCPU:
+                return _outcome("timeout", exception_type="RLIMIT_CPU")
+            exc = f"signal:{signal.Signals(sig).name}"
+        elif os.WIFEXITED(status):
+            exc = f"exit:{os.WEXITSTATUS(status)}"
+        return _outcome("crashed", exception_type=exc)
+
+    def close(self) -> None:
+        self.kill("shutdown")
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:
-    """Keeps only well-typed, bounded fields of a child's result line."""
+    """Keeps only well-typed, bounded fields of a worker's result line."""
 
     def s(key: str, limit: int) -> str:
         v = rec.get(key, "")
         return v[:limit] if isinstance(v, str) else ""
 
     dur = rec.get("duration_ms", 0.0)
-    dur = float(dur) if isinstance(dur, int | float) and math.isfinite(dur) else 0.0
+    dur = float(dur) if isinstance(dur, int | float) and math.isfinite(dur) and dur >= 0 else 0.0
     return _outcome(
         rec["kind"],
         value_digest=s("value_digest", 64),
@@ -419,156 +1067,6 @@ def _clean(rec: dict[str, Any]) -> dict[str, Any]:
         value_repr=s("value_repr", 200),
         duration_ms=dur,
     )
-
-
-def _kill_group(pid: int) -> None:
-    for kill in (os.killpg, os.kill):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            kill(pid, signal.SIGKILL)
-
-
-def _kill_strays(isolated: bool) -> None:
-    """In an isolated pid namespace, kills anything left running as the candidate uid."""
-    if not (isolated and _DROP):
-        return
-    me = os.getpid()
-    try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return
-    killed = []
-    for pid in pids:
-        if pid in (me, 1):
-            continue
-        try:
-            if os.stat(f"/proc/{pid}").st_uid == NOBODY:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-        except OSError:
-            continue
-    for pid in killed:  # orphans are re-parented to us when we are pid 1 (runsc do)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-    while True:  # reap re-parented orphans (the harness is pid 1 under runsc do)
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if pid == 0:
-            break
-
-
-def run_candidate(req: dict[str, Any], proto_fds: list[int], isolated: bool = False) -> list[dict[str, Any]]:
-    """Runs one candidate on all its inputs; returns one outcome dict per input, in order."""
-    inputs = req["inputs"]
-    n = len(inputs)
-    timeout_s = float(req["timeout_s"])
-    outcomes: list[dict[str, Any] | None] = [None] * n
-    nxt = 0
-    workdir = tempfile.mkdtemp(prefix="cand-")
-    try:
-        if _DROP:
-            os.chown(workdir, NOBODY, NOBODY)
-        while nxt < n:
-            nxt = _run_child(req, proto_fds, nxt, workdir, timeout_s, outcomes)
-    finally:
-        _kill_strays(isolated)
-        shutil.rmtree(workdir, ignore_errors=True)
-    return [o if o is not None else _outcome("crashed") for o in outcomes]
-
-
-def _run_child(
-    req: dict[str, Any],
-    proto_fds: list[int],
-    start: int,
-    workdir: str,
-    timeout_s: float,
-    outcomes: list[dict[str, Any] | None],
-) -> int:
-    """Forks one child starting at input ``start``; returns the next input index still to run."""
-    n = len(outcomes)
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        _child(wfd, [*proto_fds, rfd], req, start, workdir)
-    os.close(wfd)
-    cur = start
-    ready = False
-    buf = b""
-    test_start = time.monotonic()
-    deadline = test_start + timeout_s + SETUP_SLACK_S
-    failure: str | None = None  # "timeout" | "crashed" | "tamper"
-    try:
-        while cur < n and failure is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                failure = "timeout"
-                break
-            r, _, _ = select.select([rfd], [], [], left)
-            if not r:
-                continue
-            data = os.read(rfd, 65536)
-            if not data:
-                failure = "crashed"
-                break
-            buf += data
-            if len(buf) > MAX_LINE_BYTES and b"\n" not in buf:
-                failure = "tamper"
-                break
-            while b"\n" in buf and failure is None and cur < n:
-                line, buf = buf.split(b"\n", 1)
-                try:
-                    rec = json.loads(line)
-                    if not isinstance(rec, dict):
-                        raise ValueError
-                except ValueError:
-                    failure = "tamper"
-                    break
-                if not ready:
-                    if rec.get("ready") is True:
-                        ready = True
-                    elif rec.get("i") == -1 and rec.get("kind") in ("compile_error", "timeout"):
-                        for j in range(cur, n):
-                            outcomes[j] = _clean(rec)
-                        cur = n
-                    else:
-                        failure = "tamper"
-                    test_start = time.monotonic()
-                    deadline = test_start + timeout_s + TEST_SLACK_S
-                elif rec.get("i") == cur and rec.get("kind") in CHILD_KINDS:
-                    outcomes[cur] = _clean(rec)
-                    cur += 1
-                    test_start = time.monotonic()
-                    deadline = test_start + timeout_s + TEST_SLACK_S
-                else:
-                    failure = "tamper"
-    finally:
-        os.close(rfd)
-        _kill_group(pid)
-        _, status = os.waitpid(pid, 0)
-    if cur >= n:
-        return n
-    elapsed_ms = round((time.monotonic() - test_start) * 1000.0, 3)
-    if failure == "crashed" and os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and elapsed_ms >= timeout_s * 1000.0):
-            failure = "timeout"  # RLIMIT_CPU (gVisor delivers SIGKILL at the hard limit)
-    kind = "timeout" if failure == "timeout" else "crashed"
-    exc = ""
-    if kind == "crashed":
-        if os.WIFSIGNALED(status):
-            exc = f"signal:{signal.Signals(os.WTERMSIG(status)).name}"
-        elif os.WIFEXITED(status):
-            exc = f"exit:{os.WEXITSTATUS(status)}"
-        if failure == "tamper":
-            exc = "protocol"
-    if not ready:
-        # The candidate never got through module-level code: the same happens on every input.
-        for j in range(cur, n):
-            outcomes[j] = _outcome(kind, exception_type=exc, duration_ms=elapsed_ms)
-        return n
-    outcomes[cur] = _outcome(kind, exception_type=exc, duration_ms=elapsed_ms)
-    return cur + 1
 
 
 def _validate(req: Any) -> dict[str, Any]:
@@ -581,11 +1079,16 @@ def _validate(req: Any) -> dict[str, Any]:
         raise ValueError("inputs must be a list of strings")
     timeout_s = req.get("timeout_s")
     memory_mb = req.get("memory_mb")
+    candidate_timeout_s = req.get("candidate_timeout_s", 0)
     if not isinstance(timeout_s, int | float) or not 0 < timeout_s <= 3600:
         raise ValueError("timeout_s must be in (0, 3600]")
+    if not isinstance(candidate_timeout_s, int | float) or not 0 <= candidate_timeout_s <= 86400:
+        raise ValueError("candidate_timeout_s must be in [0, 86400]")
     if not isinstance(memory_mb, int) or not 16 <= memory_mb <= 1 << 20:
         raise ValueError("memory_mb must be an int in [16, 1048576]")
-    return req
+    return {k: req[k] for k in ("code", "entry_point", "inputs", "timeout_s", "memory_mb")} | {
+        "candidate_timeout_s": candidate_timeout_s
+    }
 
 
 def _preload() -> None:
@@ -596,28 +1099,85 @@ def _preload() -> None:
             importlib.import_module(name)
 
 
+def _hide(paths: list[str]) -> None:
+    """Inside an isolated sandbox (its own filesystem view): makes paths unreadable to workers and
+    shared scratch directories unwritable, so candidates see neither the project nor each other."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o700)
+    for scratch in ("/tmp", "/var/tmp", "/dev/shm"):
+        with contextlib.suppress(OSError):
+            os.chmod(scratch, 0o711)
+
+
+def _parse_args(argv: list[str]) -> tuple[bool, int | None, int, int, list[str]]:
+    isolated, uid, recycle_after, memory_mb, hide = False, None, DEFAULT_RECYCLE_AFTER, 512, []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--isolated":
+            isolated = True
+        elif arg == "--uid":
+            uid = int(next(it))
+        elif arg == "--recycle-after":
+            recycle_after = max(1, int(next(it)))
+        elif arg == "--memory-mb":
+            memory_mb = int(next(it))
+        elif arg == "--hide":
+            hide.append(next(it))
+        else:
+            raise SystemExit(f"harness: unknown argument {arg!r}")
+    return isolated, uid, recycle_after, memory_mb, hide
+
+
 def main(argv: list[str]) -> int:
-    isolated = "--isolated" in argv
+    global _HARNESS_CODE
+    isolated, uid, recycle_after, memory_mb, hide = _parse_args(argv)
+    with open(__file__, encoding="utf-8") as fh:  # before _hide() may make it unreadable
+        _HARNESS_CODE = compile(fh.read(), __file__, "exec")
+    root = os.getuid() == 0
+    drop_to = (uid if uid is not None else NOBODY) if root else None
     _preload()
+    _prctl(PR_SET_DUMPABLE, 0)  # same-uid processes cannot ptrace or read our memory
+    if isolated and root:
+        _hide(hide)
     proto_in = os.dup(0)
     proto_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.close(devnull)
+    for fd in (proto_in, proto_out):
+        os.set_inheritable(fd, False)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    supervisor = Supervisor(drop_to, recycle_after, isolated)
+    try:
+        supervisor.spawn(memory_mb)
+    except WorkerStartError as exc:
+        _send(proto_out, {"error": f"worker start failed: {exc}"})
+        return 1
+    _send(proto_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "worker_uid": drop_to})
     reader = os.fdopen(proto_in, "rb", buffering=1 << 16)
-    _send(proto_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "drops_privileges": _DROP})
-    for line in reader:
-        if not line.strip():
-            continue
-        try:
-            req = _validate(json.loads(line))
-        except ValueError as exc:
-            _send(proto_out, {"error": f"bad request: {exc}"})
-            continue
-        outcomes = run_candidate(req, [proto_in, proto_out], isolated)
-        _send(proto_out, {"outcomes": outcomes})
+    try:
+        for line in reader:
+            if not line.strip():
+                continue
+            try:
+                req = _validate(json.loads(line))
+            except ValueError as exc:
+                _send(proto_out, {"error": f"bad request: {exc}"})
+                continue
+            try:
+                outcomes = supervisor.run(req)
+            except WorkerStartError as exc:
+                _send(proto_out, {"error": f"worker start failed: {exc}"})
+                continue
+            events, supervisor.events = supervisor.events, {}
+            _send(proto_out, {"outcomes": outcomes, "events": events})
+            if supervisor.worker is None:  # have the next worker ready before the next request
+                with contextlib.suppress(WorkerStartError):
+                    supervisor.spawn(int(req["memory_mb"]))
+    finally:
+        supervisor.close()
     return 0
 
 

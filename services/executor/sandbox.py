@@ -30,6 +30,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,11 @@ class SandboxError(Exception):
     """Infrastructure failure (not the candidate's fault); callers retry."""
 
 
+EventSink = Callable[[dict[str, int]], None]
+"""Receives counts of what happened inside sandboxes: ``sandbox_started``, ``spawned`` (a fresh
+worker), ``recycled:<reason>``, ``confirm:<failure>`` and ``candidate_killed_sandbox``."""
+
+
 def outcome_passed(outcome: TestOutcome, expected_literal: str) -> bool:
     """True when the candidate returned a value canonically equal to ``expected_literal``."""
     if outcome.kind != "returned":
@@ -82,41 +88,109 @@ def outcome_passed(outcome: TestOutcome, expected_literal: str) -> bool:
     return canonical_digest(ast.literal_eval(expected_literal)) == outcome.value_digest
 
 
-def _command(backend: Backend, python: str, state_dir: str) -> list[str]:
-    harness = [python, "-u", "-I", str(HARNESS_PATH)]
+SYSTEM_DIRS = frozenset(
+    {
+        "bin",
+        "sbin",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "usr",
+        "etc",
+        "proc",
+        "dev",
+        "sys",
+        "tmp",
+        "run",
+        "var",
+    }
+)
+"""Top-level directories candidates may still read; every other one is hidden from them."""
+
+
+def hidden_paths(python: str) -> list[str]:
+    """Host paths a candidate must not see: the project checkout, home directories and every
+    top-level directory outside the system ones (data, workspaces, mounted volumes)."""
+    paths = {str(HARNESS_PATH.parents[2]), os.path.expanduser("~"), str(Path(python).resolve().parent.parent)}
+    with contextlib.suppress(OSError):
+        paths.update(os.path.join("/", name) for name in os.listdir("/") if name not in SYSTEM_DIRS)
+    return sorted(p for p in paths if p not in ("/", "") and os.path.isdir(p) and not os.path.islink(p))
+
+
+def _command(backend: Backend, python: str, state_dir: str, slot: Slot) -> list[str]:
+    harness = [python, "-u", "-I", str(HARNESS_PATH), *slot.args()]
     if backend is Backend.GVISOR:
         runsc = shutil.which("runsc")
         if runsc is None:
             raise SandboxError("backend gvisor: runsc not found on PATH")
-        return [runsc, f"--root={state_dir}", "--network=none", "do", "-quiet", *harness, "--isolated"]
+        # The sandbox sees the host filesystem read-only through a private overlay; the harness
+        # (root inside) hides the paths below from candidates by changing modes in that overlay.
+        hide = [a for path in hidden_paths(python) for a in ("--hide", path)]
+        return [runsc, f"--root={state_dir}", "--network=none", "do", "-quiet", *harness, "--isolated", *hide]
     if backend is Backend.BWRAP:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxError("backend bwrap: bwrap not found on PATH")
         if os.getuid() == 0:
-            # As root, skip the user namespace so the harness can still drop candidates to nobody.
+            # As root, skip the user namespace so the harness can still drop candidates to their uid.
             ns = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
             ns += [
-                a for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL") for a in ("--cap-add", cap)
+                a
+                for cap in (
+                    "CAP_SETUID",
+                    "CAP_SETGID",
+                    "CAP_CHOWN",
+                    "CAP_KILL",
+                    "CAP_FOWNER",
+                    "CAP_DAC_OVERRIDE",
+                )
+                for a in ("--cap-add", cap)
             ]
         else:
             ns = ["--unshare-all"]
         fs = ["--ro-bind", "/", "/", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
-        # The private /tmp would hide an interpreter or checkout that lives under /tmp
-        # (a CI clone, say): bind those back, read-only.
-        for needed in sorted({Path(python).parent.parent, Path(sys.prefix), HARNESS_PATH.parent}):
-            if needed.is_relative_to("/tmp"):
-                fs += ["--ro-bind", str(needed), str(needed)]
+        # Hidden paths become empty tmpfs mounts; what the harness needs from them (the
+        # interpreter, the harness file) is bound back read-only.
+        for path in hidden_paths(python):
+            fs += ["--tmpfs", path]
+        needed = {
+            Path(python).resolve().parent.parent,
+            Path(sys.prefix),
+            Path(sys.base_prefix),
+            HARNESS_PATH.parent,
+        }
+        for path in sorted(needed):
+            fs += ["--ro-bind", str(path), str(path)]
         return [bwrap, *ns, "--die-with-parent", "--new-session", *fs, *harness, "--isolated"]
     return harness
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What one sandbox of a pool is told at start-up."""
+
+    uid: int
+    """uid its candidates run as (when the harness runs as root); distinct per slot."""
+    recycle_after: int
+    memory_mb: int
+
+    def args(self) -> list[str]:
+        return [
+            *("--uid", str(self.uid)),
+            *("--recycle-after", str(self.recycle_after)),
+            *("--memory-mb", str(self.memory_mb)),
+        ]
 
 
 class _Sandbox:
     """One long-lived harness process."""
 
-    def __init__(self, backend: Backend, python: str) -> None:
+    def __init__(self, backend: Backend, python: str, slot: Slot, on_events: EventSink) -> None:
         self.backend = backend
         self.python = python
+        self.slot = slot
+        self.on_events = on_events
         self.proc: asyncio.subprocess.Process | None = None
         self.runs = 0
         self._tmp: str | None = None
@@ -144,9 +218,10 @@ class _Sandbox:
     async def _start(self) -> None:
         await self.kill()
         self._tmp = tempfile.mkdtemp(prefix=f"ucoder-sbx-{self.backend}-")
+        os.chmod(self._tmp, 0o711)  # workers (another uid) traverse it to reach their own dirs
         state_dir = os.path.join(self._tmp, "state")
-        os.mkdir(state_dir)
-        cmd = _command(self.backend, self.python, state_dir)
+        os.mkdir(state_dir, 0o700)
+        cmd = _command(self.backend, self.python, state_dir, self.slot)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TMPDIR": self._tmp}
         self.runs = 0
         self._stderr.clear()
@@ -170,7 +245,8 @@ class _Sandbox:
         except SandboxError as exc:
             raise SandboxError(f"backend {self.backend}: sandbox did not start: {exc}") from exc
         if hello.get("ready") is not True:
-            raise SandboxError(f"backend {self.backend}: unexpected hello {hello!r}")
+            raise SandboxError(f"backend {self.backend}: unexpected hello {hello!r:.300}")
+        self.on_events({"sandbox_started": 1})
 
     async def _read_frame(self, timeout: float) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdout is not None
@@ -208,9 +284,13 @@ class _Sandbox:
             raise SandboxError("harness answered with the wrong number of outcomes")
         self.runs += 1
         try:
-            return [_to_outcome(o) for o in raw]
+            outcomes = [_to_outcome(o) for o in raw]
         except (KeyError, TypeError, ValueError) as exc:
             raise SandboxError(f"malformed outcome: {exc}") from exc
+        events = frame.get("events")
+        if isinstance(events, dict):
+            self.on_events({str(k)[:100]: int(v) for k, v in events.items() if isinstance(v, int)})
+        return outcomes
 
     async def stop(self) -> None:
         """Closes stdin (the harness exits on EOF), then kills what is left."""
@@ -250,6 +330,18 @@ def _to_outcome(raw: Any) -> TestOutcome:
     )
 
 
+def default_uid_base(backend: Backend) -> int:
+    """First candidate uid of a pool. Sandboxed backends have their own pid namespace, so a fixed
+    range is fine; the process backend shares the host with other executors, so each executor
+    process takes its own range (derived from its pid) and candidates of two executors never share a uid."""
+    if backend is Backend.PROCESS:
+        return 200_000 + (os.getpid() % 100_000) * 64
+    return 62_000
+
+
+PROBE_CODE = "def probe(a, b):\n    return a + b\n"
+
+
 class SandboxPool:
     """``size`` long-lived sandboxes of one backend; ``run`` executes one candidate on a free one."""
 
@@ -261,25 +353,51 @@ class SandboxPool:
         default_timeout_s: float = 2.0,
         default_memory_mb: int = 512,
         recycle_after: int = 200,
+        sandbox_recycle_after: int = 20000,
+        uid_base: int = 0,
+        candidate_timeout_s: float = 0.0,
+        on_events: EventSink | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("size must be >= 1")
-        if recycle_after < 1:
-            raise ValueError("recycle_after must be >= 1")
+        if recycle_after < 1 or sandbox_recycle_after < 1:
+            raise ValueError("recycle_after and sandbox_recycle_after must be >= 1")
+        if not 0 <= uid_base <= 2**31 - size:
+            raise ValueError("uid_base must be 0 (automatic) or a positive uid")
         self.backend = Backend(backend)
         self.size = size
         self.python = python
         self.default_timeout_s = default_timeout_s
         self.default_memory_mb = default_memory_mb
         self.recycle_after = recycle_after
+        self.sandbox_recycle_after = sandbox_recycle_after
+        self.uid_base = uid_base or default_uid_base(self.backend)
+        self.candidate_timeout_s = candidate_timeout_s
+        self.events: collections.Counter[str] = collections.Counter()
+        self._sink = on_events
         self._all: list[_Sandbox] = []
         self._idle: asyncio.Queue[_Sandbox] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
+    def _on_events(self, events: dict[str, int]) -> None:
+        self.events.update(events)
+        if self._sink is not None:
+            self._sink(events)
+
     async def start(self) -> None:
         """Starts ``size`` sandboxes; raises SandboxError if the backend cannot start."""
-        self._all = [_Sandbox(self.backend, self.python) for _ in range(self.size)]
+        self._all = [
+            _Sandbox(
+                self.backend,
+                self.python,
+                # Distinct uids keep candidates of different slots from signalling each other
+                # where there is no pid namespace between them (the process backend).
+                Slot(self.uid_base + index, self.recycle_after, self.default_memory_mb),
+                self._on_events,
+            )
+            for index in range(self.size)
+        ]
         results = await asyncio.gather(*(sb.start() for sb in self._all), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
@@ -301,22 +419,48 @@ class SandboxPool:
         """Runs ``code``'s ``entry_point`` on each input (a Python literal tuple string).
 
         Returns one outcome per input, in order. Raises ValueError for an invalid request (e.g. an
-        input that is not a literal) and SandboxError when the sandbox broke (it is restarted).
+        input that is not a literal) and SandboxError when sandboxes keep breaking for reasons
+        that are not the candidate's (they are restarted).
         """
         if self._closed or not self._all:
             raise SandboxError("pool is not started")
         for text in inputs:
             ast.literal_eval(text)  # ValueError/SyntaxError: the caller's input is not a literal
-        timeout = self.default_timeout_s if timeout_s is None else float(timeout_s)
-        memory = self.default_memory_mb if memory_mb is None else int(memory_mb)
         req: dict[str, Any] = {
             "code": code,
             "entry_point": entry_point,
             "inputs": list(inputs),
-            "timeout_s": timeout,
-            "memory_mb": memory,
+            "timeout_s": self.default_timeout_s if timeout_s is None else float(timeout_s),
+            "memory_mb": self.default_memory_mb if memory_mb is None else int(memory_mb),
+            "candidate_timeout_s": self.candidate_timeout_s,
         }
-        budget = SETUP_SLACK_S + len(inputs) * (timeout + TEST_SLACK_S) + RESPONSE_MARGIN_S
+        try:
+            return await self._attempt(req)
+        except SandboxError:
+            pass  # the sandbox broke under this candidate: once more, on a healthy one
+        try:
+            return await self._attempt(req)
+        except SandboxError:
+            # Two sandboxes died under the same candidate. If a trivial probe now runs fine,
+            # the sandboxes are healthy and the candidate is what kills them: that is its outcome.
+            if not await self._probe():
+                raise
+        self._on_events({"candidate_killed_sandbox": 1})
+        return [TestOutcome("crashed", exception_type="sandbox_killed") for _ in inputs]
+
+    async def _probe(self) -> bool:
+        req = {**_probe_request(), "timeout_s": self.default_timeout_s, "memory_mb": self.default_memory_mb}
+        try:
+            out = await self._attempt(req)
+        except SandboxError:
+            return False
+        return [o.value_digest for o in out] == [canonical_digest(3)]
+
+    async def _attempt(self, req: dict[str, Any]) -> list[TestOutcome]:
+        timeout = float(req["timeout_s"])
+        n = len(req["inputs"])
+        work = float(req["candidate_timeout_s"]) or (SETUP_SLACK_S + n * (timeout + TEST_SLACK_S))
+        budget = SETUP_SLACK_S + work + RESPONSE_MARGIN_S
         sb = await self._idle.get()
         healthy = False
         try:
@@ -326,7 +470,7 @@ class SandboxPool:
             healthy = True
             return outcomes
         finally:
-            if healthy and sb.runs < self.recycle_after:
+            if healthy and sb.runs < self.sandbox_recycle_after:
                 self._idle.put_nowait(sb)
             else:
                 self._restart_later(sb, graceful=healthy)
@@ -357,3 +501,7 @@ class SandboxPool:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _probe_request() -> dict[str, Any]:
+    return {"code": PROBE_CODE, "entry_point": "probe", "inputs": ["(1, 2)"], "candidate_timeout_s": 0.0}

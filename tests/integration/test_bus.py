@@ -149,3 +149,24 @@ async def test_long_job_is_kept_alive_by_in_progress(bus: Bus, stage: str) -> No
     await asyncio.sleep(1.0)
     await worker.stop(1.0)
     assert calls == 1
+
+
+async def test_restarted_worker_updates_its_durable_consumer(bus: Bus, stage: str) -> None:
+    # A durable consumer outlives its worker (a persistent store); a worker started with other
+    # settings must apply them instead of silently binding to the old ones.
+    async def process(req: testsynth_pb2.SynthesizeTestsRequest) -> testsynth_pb2.SynthesizeTestsResponse:
+        return testsynth_pb2.SynthesizeTestsResponse(iteration_id=req.iteration_id)
+
+    for ack_wait_s in (60.0, 3.0):
+        worker = stage_worker(
+            bus,
+            stage,
+            testsynth_pb2.SynthesizeTestsRequest,
+            testsynth_pb2.SynthesizeTestsResponse,
+            process,
+            ack_wait_s=ack_wait_s,
+        )
+        await worker.start()
+        info = await bus.js.consumer_info(worker.stream, worker.durable)
+        await worker.stop(0.5)
+        assert info.config.ack_wait == ack_wait_s

@@ -101,6 +101,17 @@ def test_service_exiting_at_startup_is_named(paths: StackPaths) -> None:
     assert read_stack(paths) is None  # the half-started stack was cleaned up
 
 
+def test_service_whose_start_up_fails_exits_non_zero(paths: StackPaths) -> None:
+    # The ready step raising (e.g. the executor's sandboxes cannot start) is a failure, not a stop.
+    with pytest.raises(StackError) as caught:
+        start_stack(
+            paths, services=("alpha",), modules={"alpha": "tests.fixtures.failing_service"}, timeout_s=60
+        )
+    message = str(caught.value)
+    assert "alpha exited during start-up with code 1" in message
+    assert "the backend this service needs is missing" in message
+
+
 def test_timeout_names_who_is_not_serving(paths: StackPaths) -> None:
     # The stand-in stays NOT_SERVING (like a sampler still loading its model) past the timeout.
     with pytest.raises(StackError, match=r"not serving after 4s: slow"):

@@ -1,0 +1,183 @@
+"""ucoder_common.humaneval: the shipped problems, literal test inputs, wrong variants."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from typing import Any
+
+import pytest
+
+from ucoder_common.humaneval import HumanEvalProblem, extract_inputs, load_problems, wrong_variants
+
+
+@pytest.fixture(scope="module")
+def problems() -> dict[str, HumanEvalProblem]:
+    return {p.task_id: p for p in load_problems()}
+
+
+def problem(test: str, entry_point: str = "f") -> HumanEvalProblem:
+    return HumanEvalProblem("T/0", f"def {entry_point}(*a):\n", "    return a\n", test, entry_point)
+
+
+def call(code: str, entry_point: str, args: tuple[Any, ...]) -> Any:
+    ns: dict[str, Any] = {}
+    exec(compile(code, "<test>", "exec"), ns)
+    try:
+        return ns[entry_point](*args)
+    except Exception as exc:
+        return type(exc)
+
+
+def test_load_problems(problems: dict[str, HumanEvalProblem]) -> None:
+    assert len(problems) == 164
+    p = problems["HumanEval/0"]
+    assert p.entry_point == "has_close_elements"
+    assert p.solution == p.prompt + p.canonical_solution
+    assert "def check(candidate):" in p.test
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.task_id = "x"  # type: ignore[misc]
+
+
+def test_inputs_of_humaneval_0(problems: dict[str, HumanEvalProblem]) -> None:
+    p = problems["HumanEval/0"]
+    inputs = extract_inputs(p)
+    assert inputs == [
+        "([1.0, 2.0, 3.9, 4.0, 5.0, 2.2], 0.3)",
+        "([1.0, 2.0, 3.9, 4.0, 5.0, 2.2], 0.05)",
+        "([1.0, 2.0, 5.9, 4.0, 5.0], 0.95)",
+        "([1.0, 2.0, 5.9, 4.0, 5.0], 0.8)",
+        "([1.0, 2.0, 3.0, 4.0, 5.0, 2.0], 0.1)",
+        "([1.1, 2.2, 3.1, 4.1, 5.1], 1.0)",
+        "([1.1, 2.2, 3.1, 4.1, 5.1], 0.5)",
+    ]
+    assert inputs.count(inputs[0]) == 1
+    # Each one is a call the test makes, as written there.
+    assert all(f"candidate{text[:-1]})" in p.test for text in inputs)
+
+
+def test_inputs_skip_loop_built_calls(problems: dict[str, HumanEvalProblem]) -> None:
+    # HumanEval/53 checks five literal calls, then 100 random ones built in a loop.
+    assert extract_inputs(problems["HumanEval/53"]) == ["(0, 1)", "(1, 0)", "(2, 3)", "(5, 7)", "(7, 5)"]
+    # HumanEval/32 builds every input in a loop: nothing to extract.
+    assert extract_inputs(problems["HumanEval/32"]) == []
+
+
+def test_inputs_rules() -> None:
+    test = (
+        "def check(candidate):\n"
+        "    assert candidate(1, 'a') == 2\n"
+        "    assert candidate(1, 'a') == 2\n"  # duplicate
+        "    assert candidate(-1.5, [1, (2, 3)], {'k': None}) is None\n"
+        "    assert candidate() == ()\n"
+        "    x = 3\n"
+        "    assert candidate(x) == 3\n"  # a name
+        "    assert candidate(1, k=2) == 3\n"  # keywords
+        "    assert candidate(*[1, 2]) == 3\n"  # starargs
+        "    assert candidate(abs(-1)) == 1\n"  # a computed value
+        "    assert other(5) == 5\n"  # not the candidate
+        "    for i in range(3):\n"
+        "        assert candidate(i) == i\n"
+        "        assert candidate(7, True) == 7\n"  # literal even inside the loop
+    )
+    inputs = extract_inputs(problem(test))
+    assert inputs == ["(1, 'a')", "(-1.5, [1, (2, 3)], {'k': None})", "()", "(7, True)"]
+    assert all(isinstance(ast.literal_eval(s), tuple) for s in inputs)
+
+
+def test_every_shipped_problem_parses(problems: dict[str, HumanEvalProblem]) -> None:
+    usable = [p for p in problems.values() if extract_inputs(p)]
+    assert len(usable) >= 150
+    for p in usable:
+        for text in extract_inputs(p):
+            assert isinstance(ast.literal_eval(text), tuple)
+
+
+def test_variants_compile_differ_and_are_deterministic(problems: dict[str, HumanEvalProblem]) -> None:
+    code = problems["HumanEval/0"].solution
+    variants = wrong_variants(code, 5, seed=1)
+    assert len(variants) == 5
+    assert len(set(variants)) == 5
+    original = ast.unparse(ast.parse(code))
+    for v in variants:
+        compile(v, "<variant>", "exec")
+        assert v not in (code, original)
+    assert wrong_variants(code, 5, seed=1) == variants
+    assert wrong_variants(code, 5, seed=2) != variants
+    assert wrong_variants(code, 0, seed=1) == []
+    assert wrong_variants(code, 3, seed=1) == variants[:3]
+
+
+def test_variants_are_mostly_wrong(problems: dict[str, HumanEvalProblem]) -> None:
+    wrong = total = 0
+    # A short solution has few mutation sites (HumanEval/2 is `return number % 1.0`: one).
+    for task_id in ("HumanEval/0", "HumanEval/2", "HumanEval/12", "HumanEval/53", "HumanEval/80"):
+        p = problems[task_id]
+        inputs = [ast.literal_eval(s) for s in extract_inputs(p)]
+        expected = [call(p.solution, p.entry_point, args) for args in inputs]
+        for v in wrong_variants(p.solution, 4, seed=0):
+            total += 1
+            wrong += [call(v, p.entry_point, args) for args in inputs] != expected
+    assert total == 14
+    assert wrong >= 12  # a mutation can be equivalent on these inputs
+
+
+def test_variant_mutations() -> None:
+    code = (
+        "def f(xs, n):\n"
+        "    if not xs or n <= 0:\n"
+        "        return []\n"
+        "    return xs[n - 1:len(xs)] + [n == 2]\n"
+    )
+    variants = set(wrong_variants(code, 100, seed=0))
+    body = {v.split("\n", 1)[1] for v in variants}
+    expected = {
+        "    if xs or n <= 0:",  # not removed
+        "    if not xs and n <= 0:",  # or -> and
+        "    if not xs or n < 0:",  # <= -> <
+        "    if not xs or n <= 1:",  # constant + 1
+        "        return None",  # return X -> return None
+        "    return xs[n + 1:len(xs)] + [n == 2]",  # - -> +
+        "    return xs[n - 1:len(xs)] - [n == 2]",  # + -> -
+        "    return xs[n - 1:len(xs) + 1] + [n == 2]",  # slice bound + 1
+        "    return xs[n - 1 + 1:len(xs)] + [n == 2]",
+        "    return xs[n - 1:len(xs)] + [n != 2]",  # == -> !=
+        "    return xs[n - 1:len(xs)] + [n == 3]",
+    }
+    for line in expected:
+        assert any(line in b.splitlines() for b in body), line
+
+
+def test_nothing_inside_while_is_mutated() -> None:
+    code = "def f(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
+    variants = wrong_variants(code, 100, seed=0)
+    loop = "    while i < n:\n        i += 1\n"
+    assert variants
+    assert all(loop in v for v in variants)
+
+
+def test_helpers_a_while_calls_are_not_mutated() -> None:
+    # The shape of HumanEval/39: a mutated is_prime could keep the loop from ever returning.
+    code = (
+        "def is_prime(p):\n"
+        "    return p > 1 and all(p % k for k in range(2, p))\n"
+        "def step(x):\n"
+        "    return is_prime(x)\n"
+        "def f(n):\n"
+        "    x = n + 1\n"
+        "    while True:\n"
+        "        if step(x):\n"
+        "            return x\n"
+        "        x += 1\n"
+    )
+    variants = wrong_variants(code, 100, seed=0)
+    # Only `x = n + 1`, before the loop, is left to mutate.
+    assert sorted(line for v in variants for line in v.splitlines() if line.startswith("    x = ")) == [
+        "    x = n + 2",
+        "    x = n - 1",
+    ]
+    assert all(v.startswith(ast.unparse(ast.parse(code)).split("def f")[0]) for v in variants)
+
+
+def test_no_mutation_sites() -> None:
+    assert wrong_variants("def f(x):\n    return\n", 3, seed=0) == []
