@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import asyncio
 import logging
 import os
 import time
@@ -49,10 +48,10 @@ CONFIRM_RUNS = Counter(
 )
 CANDIDATE_SECONDS = Histogram(
     "ucoder_executor_candidate_duration_seconds",
-    "Wall time to run one candidate on all its inputs.",
+    "Wall time per candidate (a job's wall time over its candidates).",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
-BUSY = Gauge("ucoder_executor_busy_sandboxes", "Sandboxes running a candidate now.")
+BUSY = Gauge("ucoder_executor_busy_jobs", "Execute jobs (problems) running now.")
 
 KINDS = {
     "returned": common_pb2.OUTCOME_KIND_RETURNED,
@@ -99,7 +98,7 @@ class ExecutorConfig(ServiceConfig):
     sandboxes: int = setting(0, "Concurrent sandboxes; 0 = one per CPU core.")
     timeout_per_test_s: float = setting(2.0, "Default wall-clock limit per test.")
     memory_limit_mb: int = setting(512, "Default address-space limit per candidate process.")
-    recycle_after: int = setting(200, "Replace a sandbox's worker process after this many candidates.")
+    recycle_after: int = setting(1000, "Replace a sandbox's worker process after this many candidates.")
     sandbox_recycle_after: int = setting(20000, "Restart a whole sandbox after this many candidates.")
     timeout_per_candidate_s: float = setting(
         0.0, "Wall-clock limit for all tests of one candidate; 0 = setup time + tests x (timeout + 1 s)."
@@ -113,6 +112,9 @@ class ExecutorConfig(ServiceConfig):
         "the executor itself runs sandboxed (a pod under the gVisor RuntimeClass).",
     )
     concurrency: int = setting(2, "Jobs (problems) handled at once; candidates share the sandboxes.")
+    batch_size: int = setting(
+        16, "Candidates sent to a sandbox in one round trip (amortises IPC under gVisor)."
+    )
     ack_wait_s: float = setting(
         60.0, "Seconds before JetStream redelivers the job of a worker that died (heartbeats keep live jobs)."
     )
@@ -126,6 +128,8 @@ class ExecutorConfig(ServiceConfig):
                 "backend: process runs candidates without a sandbox; set allow_unsandboxed "
                 "(UCODER_EXECUTOR_ALLOW_UNSANDBOXED=1) only where the executor itself is sandboxed"
             )
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
         if self.recycle_after < 1 or self.sandbox_recycle_after < 1:
             raise ConfigError("recycle_after and sandbox_recycle_after: must be >= 1")
         if self.timeout_per_candidate_s < 0:
@@ -208,44 +212,46 @@ class Executor:
             },
         )
 
-    async def _run_candidate(
-        self, candidate: common_pb2.Candidate, request: executor_pb2.ExecuteRequest
-    ) -> common_pb2.CandidateResult:
+    async def execute(self, request: executor_pb2.ExecuteRequest) -> executor_pb2.ExecuteResponse:
+        validate_request(request)
         inputs = [t.args_literal for t in request.tests]
         started = time.monotonic()
         BUSY.inc()
         try:
-            outcomes = await self.pool.run(
-                candidate.code,
+            results = await self.pool.run_many(
+                [c.code for c in request.candidates],
                 request.entry_point,
                 inputs,
                 timeout_s=request.timeout_per_test_s or None,
                 memory_mb=request.memory_limit_mb or None,
+                batch=self.cfg.batch_size,
             )
         except SandboxError as exc:
-            # The sandboxes broke, not the candidate (the pool already retried on a fresh one and
-            # probed): never record this as its result; the whole job is retried with backoff.
+            # The sandboxes broke, not the candidates (the pool already retried on fresh ones and
+            # probed): never record this as their result; the whole job is retried with backoff.
             SANDBOX_ERRORS.inc()
             raise Retry(f"sandbox failed: {exc}") from exc
         finally:
             BUSY.dec()
-        CANDIDATES.inc()
-        CANDIDATE_SECONDS.observe(time.monotonic() - started)
-        for outcome in outcomes:
-            EXECUTIONS.labels(kind=outcome.kind).inc()
-            TEST_SECONDS.observe(outcome.duration_ms / 1000.0)
-        return common_pb2.CandidateResult(
-            candidate_id=candidate.candidate_id,
-            outcomes=[to_proto(o, t.expected_literal) for o, t in zip(outcomes, request.tests, strict=True)],
-        )
-
-    async def execute(self, request: executor_pb2.ExecuteRequest) -> executor_pb2.ExecuteResponse:
-        validate_request(request)
-        results = await asyncio.gather(*(self._run_candidate(c, request) for c in request.candidates))
+        elapsed = time.monotonic() - started
+        CANDIDATES.inc(len(results))
+        for outcomes in results:
+            CANDIDATE_SECONDS.observe(elapsed / max(1, len(results)))
+            for outcome in outcomes:
+                EXECUTIONS.labels(kind=outcome.kind).inc()
+                TEST_SECONDS.observe(outcome.duration_ms / 1000.0)
         return executor_pb2.ExecuteResponse(
             iteration_id=request.iteration_id,
             problem_id=request.problem_id,
-            results=results,
+            results=[
+                common_pb2.CandidateResult(
+                    candidate_id=candidate.candidate_id,
+                    outcomes=[
+                        to_proto(o, t.expected_literal) for o, t in zip(outcomes, request.tests, strict=True)
+                    ],
+                )
+                for candidate, outcomes in zip(request.candidates, results, strict=True)
+            ],
             backend=self.cfg.backend,
         )
 

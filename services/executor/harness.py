@@ -1,27 +1,40 @@
-"""Sandbox-side harness: canonical outcome digests and the long-lived worker loop.
+"""Sandbox-side harness: canonical outcome digests, the supervisor and its worker processes.
 
 STDLIB ONLY and self-contained: the host runs this file as a script inside the sandbox
-(``python -u -I harness.py [--isolated]``), and unit tests import it as
+(``python -u -I harness.py --uid N [--isolated] [--hide PATH]...``), and unit tests import it as
 ``services.executor.harness`` for :func:`canonical_digest` and :func:`value_repr`.
 
-Protocol (newline-delimited JSON, one frame per line):
+Processes. The script is the sandbox's *supervisor*: it talks to the host, never runs candidate
+code, and forks a long-lived *worker* (its own session, candidate uid, rlimits, empty environment,
+private working directory, fds 0-2 on /dev/null, an audit hook) that runs many candidates in a
+row, each in a fresh namespace. Forking per candidate costs ~20 ms under gVisor's ptrace platform;
+reusing the worker is what makes the sandboxed executor fast. After every candidate the worker
+checks that it was left as it was found (integrity check: module, class and harness dicts by
+version tag, threads, signal handlers, trace hooks, environment...) and the audit hook reports
+touches (frame introspection, rlimit changes...) the moment they happen; on any sign of damage,
+and after ``--recycle-after`` candidates, the supervisor replaces the worker with a fresh fork.
+The worker computes with a private copy of this module and its own builtins, so patching
+builtins, stdlib modules or the harness changes nothing it reports.
 
-* harness -> host, once at start: ``{"ready": true, "pid": .., "uid": .., "drops_privileges": bool}``
-* host -> harness: ``{"code", "entry_point", "inputs": [literal tuple strings], "timeout_s", "memory_mb"}``
-* harness -> host: ``{"outcomes": [{"kind", "value_digest", "exception_type", "value_repr",
-  "duration_ms"}, ...]}`` (one per input, in order) or ``{"error": str}`` for a malformed request.
+Verdicts that depend on time or death are the supervisor's: it enforces a wall-clock deadline per
+test and per candidate, kills a worker that hangs, dies or writes anything but the expected next
+line (each frame carries a random token and lines must come in order), and records ``timeout`` /
+``crashed`` only after the same failure happened again on a fresh worker that reports every test
+at once (so leftovers of an earlier candidate, e.g. a pending alarm, are never blamed on the next).
+Expected outputs never enter the sandbox: ``passed`` is decided on the host.
 
-The harness process itself never runs candidate code. For each candidate it forks a child that
-isolates itself (new session, empty environment, private temp dir, fds 0/1/2 on /dev/null, rlimits,
-uid/gid 65534 when root), compiles the code and runs the inputs in order, writing one JSON line per
-test to a dedicated result pipe. The parent matches lines to the expected test index, enforces a
-wall-clock deadline per test, and when the child hangs, dies or writes garbage it kills the child's
-process group, records ``timeout``/``crashed`` for that test and forks a new child that continues
-with the next input.
+Wire protocol with the host (newline-delimited JSON):
 
-Known limit: the candidate runs in the same process that computes its own digests, so it can forge
-its *own* outcomes (never another candidate's: each candidate is its own child and the parent only
-accepts lines for the current test index).
+* harness -> host, once: ``{"ready": true, "pid", "uid", "worker_uid"}`` (or ``{"error"}``)
+* host -> harness: ``{"codes": [source, ...], "entry_point", "inputs": [literal tuple strings],
+  "timeout_s", "memory_mb", "candidate_timeout_s"}`` - a batch of candidates for one problem
+* harness -> host: ``{"results": [[{"kind", "value_digest", "exception_type", "value_repr",
+  "duration_ms"}, ...one per input], ...one per candidate], "events": {name: count}}`` or
+  ``{"error": str}``.
+
+Supervisor -> worker frames are length-prefixed ``marshal`` data; worker -> supervisor lines are
+JSON written without the json module. Buffered, a worker writes once ``FLUSH_S`` has passed since
+its last write, so one write usually carries a whole batch.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ import signal
 import sys
 import tempfile
 import time
+import types
 from _json import encode_basestring_ascii as _json_str
 from hashlib import sha256 as _sha256
 from math import isinf as _isinf
@@ -252,7 +266,7 @@ NOFILE_LIMIT = 64
 """RLIMIT_NOFILE of a worker."""
 WORKER_CPU_S = 600
 """RLIMIT_CPU (soft = hard) of a worker over its whole life; it is recycled at half of that."""
-DEFAULT_RECYCLE_AFTER = 200
+DEFAULT_RECYCLE_AFTER = 1000
 """A worker runs at most this many candidates before it is replaced by a fresh fork."""
 PRELOAD = (
     "abc", "array", "base64", "binascii", "bisect", "calendar", "cmath", "collections",
@@ -382,10 +396,11 @@ def _literal_args(literal: str) -> tuple[Any, ...]:
     return args if type(args) is tuple else (args,)
 
 
-def _record(token: str, i: int, out: dict[str, Any]) -> str:
-    """One result line, encoded without the json module (a candidate may have patched it)."""
+def _record(tok: str, c: int, i: int, out: dict[str, Any]) -> str:
+    """One result line, encoded without the json module (a candidate may have patched it); ``tok``
+    is the frame's token already JSON-encoded."""
     return (
-        '{"t": ' + _json_str(token) + ', "i": ' + repr(i) + ', "kind": ' + _json_str(out["kind"])
+        '{"t": ' + tok + ', "c": ' + repr(c) + ', "i": ' + repr(i) + ', "kind": ' + _json_str(out["kind"])
         + ', "value_digest": ' + _json_str(out["value_digest"])
         + ', "exception_type": ' + _json_str(out["exception_type"])
         + ', "value_repr": ' + _json_str(out["value_repr"])
@@ -410,7 +425,7 @@ def _inside(path: Any, root: str) -> bool:
     return real == root or real.startswith(root + os.sep)
 
 
-def _make_audit_hook(res_fd: int, workdir: str) -> Any:
+def _make_audit_hook(res_fd: int, workdir: str, reported: set[str]) -> Any:
     """The worker's audit hook: denies escape attempts, reports touches at once.
 
     A touch is written to the result pipe before the audited operation runs, so a candidate
@@ -419,7 +434,6 @@ def _make_audit_hook(res_fd: int, workdir: str) -> Any:
     write, getpid, realpath_inside, plain = os.write, os.getpid, _inside, _plain
     deny, deny_prefixes, path_events, taint_events = DENY_EVENTS, DENY_PREFIXES, PATH_EVENTS, TAINT_EVENTS
     write_flags = _WRITE_FLAGS
-    reported: set[str] = set()
 
     def touch(what: str) -> None:
         if what not in reported:
@@ -519,15 +533,30 @@ def _snapshot(namespaces: list[dict[str, Any]]) -> Any:
         id(v): v for d in spaces for v in list(d.values()) if isinstance(v, type) and v.__flags__ & (1 << 9)
     }
     spaces += [d for t in heap_types.values() for d in gc.get_referents(t.__dict__) if type(d) is dict]
+    # Module-level dicts and the attributes of module-level instances (a default encoder, the
+    # shared Random) can be changed in place; caches are left out, they change legitimately.
+    held = [(name, v) for d in spaces[1 : len(namespaces) + 1 + len(modules)] for name, v in list(d.items())]
+    stdio_objects = (sys.stdin, sys.stdout, sys.stderr)  # checked by identity below; their state changes
+    spaces += [v for name, v in held if type(v) is dict and "cache" not in str(name).lower()]
+    spaces += [
+        vars(v)
+        for _, v in held
+        if not isinstance(v, type | types.ModuleType | types.FunctionType)
+        and type(v).__flags__ & (1 << 9)
+        and type(getattr(v, "__dict__", None)) is dict
+        and not any(v is io for io in stdio_objects)
+    ]
     spaces = list({id(d): d for d in spaces}.values())
+    sizes = [(v, len(v)) for _, v in held if type(v) in (list, set, bytearray)]
     names = [str(d.get("__name__", "?")) if type(d.get("__name__")) is str else "?" for d in spaces]
     version_of = _dict_version_reader()
     if version_of is not None:
         readers = [version_of(d) for d in spaces]
-        versions = [r.value for r in readers]
+        value = operator.attrgetter("value")
+        versions = list(map(value, readers))
 
         def changed_dict() -> str | None:
-            if [r.value for r in readers] == versions:
+            if list(map(value, readers)) == versions:
                 return None
             return next(n for r, v, n in zip(readers, versions, names, strict=True) if r.value != v)
 
@@ -543,17 +572,19 @@ def _snapshot(namespaces: list[dict[str, Any]]) -> Any:
                     return name
             return None
 
-    signums = [s for s in range(1, signal.NSIG) if s not in (signal.SIGKILL, signal.SIGSTOP)]
-    getsignal = signal.getsignal
+    import _signal
+
+    getsignal = _signal.getsignal  # the C function: signal.getsignal wraps every answer in an enum
+    signums = []
+    for s in range(1, signal.NSIG):
+        try:
+            getsignal(s)
+            signums.append(s)
+        except (ValueError, OSError):
+            continue
 
     def handlers() -> list[Any]:
-        out = []
-        for s in signums:
-            try:
-                out.append(getsignal(s))
-            except (ValueError, OSError):
-                out.append(None)
-        return out
+        return list(map(getsignal, signums))
 
     signal_handlers = handlers()
     lists = [
@@ -584,6 +615,8 @@ def _snapshot(namespaces: list[dict[str, Any]]) -> Any:
             damage.append("stdio")
         if any(len_(obj) != n for obj, n in lists):
             damage.append("import or warning state")
+        if any(len_(obj) != n for obj, n in sizes):
+            damage.append("module-level list or set")
         if handlers() != signal_handlers:
             damage.append("signal handlers")
         return damage
@@ -666,12 +699,13 @@ def _worker_body(cmd_fd: int, res_fd: int, workdir: str) -> None:
     canonical_digest({1: [2.5, "x", (None,)], "k": {3}})
     value_repr(ValueError("x"))
     _literal_args("(1, [2], {'a': 3.5}, 'x', None)")
-    _record("t", 0, _outcome("returned"))
+    _record('"t"', 0, 0, _outcome("returned"))
     exec(compile("def _warm(x):\n    return x\n", "<candidate>", "exec"), {"__name__": CANDIDATE_MODULE})
     check = _snapshot([globals(), writer_namespace])
-    sys.addaudithook(_make_audit_hook(res_fd, workdir))
+    touched: set[str] = set()
+    sys.addaudithook(_make_audit_hook(res_fd, workdir, touched))
     _send(res_fd, {"hello": True, "pid": os.getpid(), "uid": os.getuid()})
-    _worker_loop(cmd_fd, res_fd, writer, check)
+    _worker_loop(cmd_fd, res_fd, writer, check, touched)
 
 
 class _Emitter:
@@ -708,53 +742,77 @@ def _read_frame(fd: int, buf: bytearray) -> Any:
     return frame
 
 
-def _worker_loop(cmd_fd: int, res_fd: int, writer: Any, check: Any) -> None:
+def _worker_loop(cmd_fd: int, res_fd: int, writer: Any, check: Any, touched: set[str]) -> None:
     buf = bytearray()
     while (req := _read_frame(cmd_fd, buf)) is not None:
-        token, inputs, timeout_s, start = req["t"], req["inputs"], req["timeout_s"], req["start"]
+        token, inputs, timeout_s = req["t"], req["inputs"], req["timeout_s"]
         out = _Emitter(res_fd, req["flush_s"])
-        # Inputs are parsed before any of the candidate's code runs.
+        tok = _json_str(token)
+        # Inputs are parsed once, before any candidate code runs; each candidate gets fresh
+        # copies (marshal round trip), so one candidate mutating its arguments affects no other.
         parsed: list[Any] = []
-        for literal in inputs[start:]:
+        for literal in inputs:
             try:
                 parsed.append(_literal_args(literal))
             except BaseException as exc:
                 parsed.append(exc)
-        ns: dict[str, Any] = {"__name__": CANDIDATE_MODULE, "__builtins__": builtins}
-        fn = None
-        t0 = _monotonic()
         try:
-            exec(compile(req["code"], "<candidate>", "exec"), ns)
-            fn = ns.get(req["entry_point"])
-            if not callable(fn):
-                raise NameError(f"entry point {req['entry_point']!r} not defined")
-        except BaseException as exc:
-            fn = None
-            kind = "memory" if isinstance(exc, MemoryError) else "compile_error"
-            out.emit(
-                _record(
-                    token, -1, _outcome(kind, exception_type=type(exc).__name__, value_repr=value_repr(exc))
-                )
+            blob: bytes | None = marshal.dumps(parsed)
+        except ValueError:
+            blob = None  # an input that failed to parse: its exception is not marshallable
+        for offset, code in enumerate(req["codes"]):
+            c = req["first"] + offset
+            start = req["start"] if offset == 0 else 0
+            args_list = marshal.loads(blob) if blob is not None else parsed
+            _run_candidate(out, tok, c, code, req["entry_point"], args_list, start, writer, timeout_s)
+            del args_list
+            # The done line carries what the integrity check found. After any damage or touch the
+            # worker stops this frame: the supervisor replaces it before the next candidate.
+            damage = ", ".join('"' + _plain(d) + '"' for d in check())
+            out.pending.append(
+                '{"t": ' + tok + ', "c": ' + repr(c) + ', "done": true, "damage": [' + damage + "]}"
             )
-        if fn is not None:
-            if _monotonic() - t0 > timeout_s + SETUP_SLACK_S / 2:
-                out.emit(_record(token, -1, _outcome("timeout", exception_type="ModuleTimeout")))
-            else:
-                out.emit('{"t": ' + _json_str(token) + ', "ready": true}')
-                for offset, args in enumerate(parsed):
-                    if isinstance(args, BaseException):
-                        result = _outcome(
-                            "raised", exception_type=type(args).__name__, value_repr="bad input"
-                        )
-                    else:
-                        result = _run_test(fn, args, writer, timeout_s)
-                    out.emit(_record(token, start + offset, result))
-        del ns, fn, parsed
-        # The done frame carries what the integrity check found; it goes out in the same write as
-        # the results still pending (one write per candidate in the common case).
-        damage = ", ".join('"' + _plain(d) + '"' for d in check())
-        out.pending.append('{"t": ' + _json_str(token) + ', "done": true, "damage": [' + damage + "]}")
+            if damage or touched:
+                break
         out.flush()
+
+
+def _run_candidate(
+    out: _Emitter,
+    tok: str,
+    c: int,
+    code: str,
+    entry_point: str,
+    args_list: list[Any],
+    start: int,
+    writer: Any,
+    timeout_s: float,
+) -> None:
+    ns: dict[str, Any] = {"__name__": CANDIDATE_MODULE, "__builtins__": builtins}
+    fn = None
+    t0 = _monotonic()
+    try:
+        exec(compile(code, "<candidate>", "exec"), ns)
+        fn = ns.get(entry_point)
+        if not callable(fn):
+            raise NameError(f"entry point {entry_point!r} not defined")
+    except BaseException as exc:
+        fn = None
+        kind = "memory" if isinstance(exc, MemoryError) else "compile_error"
+        failed = _outcome(kind, exception_type=type(exc).__name__, value_repr=value_repr(exc))
+        out.emit(_record(tok, c, -1, failed))
+    if fn is not None:
+        if _monotonic() - t0 > timeout_s + SETUP_SLACK_S / 2:
+            out.emit(_record(tok, c, -1, _outcome("timeout", exception_type="ModuleTimeout")))
+        else:
+            out.emit('{"t": ' + tok + ', "c": ' + repr(c) + ', "ready": true}')
+            for i in range(start, len(args_list)):
+                args = args_list[i]
+                if isinstance(args, BaseException):
+                    result = _outcome("raised", exception_type=type(args).__name__, value_repr="bad input")
+                else:
+                    result = _run_test(fn, args, writer, timeout_s)
+                out.emit(_record(tok, c, i, result))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -775,12 +833,12 @@ class _Worker:
 
 
 class _Failure(Exception):
-    def __init__(self, reason: str, index: int) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason  # timeout | crashed | protocol | candidate_timeout
-        self.index = index  # first input without an accepted outcome
-        self.status = 0
-        self.ready = False
+        self.cand = 0  # the candidate that was running
+        self.index = 0  # its first input without an accepted outcome
+        self.ready = False  # whether its module-level code had finished
 
 
 class WorkerStartError(Exception):
@@ -788,7 +846,7 @@ class WorkerStartError(Exception):
 
 
 class Supervisor:
-    """Runs candidates on a long-lived worker, replacing it on any sign of damage.
+    """Runs batches of candidates on a long-lived worker, replacing it on any sign of damage.
 
     The supervisor never runs candidate code, so a worker forked from it is always clean. All
     verdicts that depend on time or on the worker dying are made here, from what the supervisor
@@ -864,6 +922,13 @@ class Supervisor:
             if pid == 0:
                 return
 
+    def _worker_for(self, memory_mb: int) -> _Worker:
+        worker = self.worker
+        if worker is not None and worker.memory_mb != memory_mb:
+            self.kill("memory_limit_changed")
+            worker = None
+        return worker if worker is not None else self.spawn(memory_mb)
+
     # -- protocol
 
     def _read_records(self, worker: _Worker, deadline: float) -> list[dict[str, Any]]:
@@ -871,25 +936,25 @@ class Supervisor:
         while b"\n" not in worker.buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise _Failure("timeout", -1)
+                raise _Failure("timeout")
             ready, _, _ = select.select([worker.res_r], [], [], left)
             if not ready:
                 continue
             data = os.read(worker.res_r, 1 << 16)
             if not data:
-                raise _Failure("crashed", -1)
+                raise _Failure("crashed")
             worker.buf += data
             if len(worker.buf) > MAX_LINE_BYTES and b"\n" not in worker.buf:
-                raise _Failure("protocol", -1)
+                raise _Failure("protocol")
         *lines, worker.buf = worker.buf.split(b"\n")
         records = []
         for line in lines:
             try:
                 rec = json.loads(line)
             except ValueError:
-                raise _Failure("protocol", -1) from None
+                raise _Failure("protocol") from None
             if not isinstance(rec, dict):
-                raise _Failure("protocol", -1)
+                raise _Failure("protocol")
             records.append(rec)
         return records
 
@@ -897,138 +962,158 @@ class Supervisor:
         self,
         worker: _Worker,
         req: dict[str, Any],
+        first: int,
         start: int,
-        flush_s: float,
-        outcomes: list[Any],
-        deadline: float,
-    ) -> list[str]:
-        """Runs inputs ``start..`` of ``req`` on ``worker``; returns the damage it reported."""
-        token = f"{self._tokens.getrandbits(64):016x}"
+        single: bool,
+        results: list[list[Any]],
+    ) -> tuple[int, bool]:
+        """Runs candidates ``first..`` (only ``first`` when ``single``, then unbuffered) of ``req``
+        on ``worker``, the first one from input ``start``.
+
+        Returns (next candidate to run, whether the worker must be replaced); raises _Failure
+        (with the candidate and input it stopped at) when the worker hung, died or misbehaved.
+        """
+        codes = req["codes"]
+        last_cand = first + 1 if single else len(codes)
         n = len(req["inputs"])
         timeout_s = float(req["timeout_s"])
-        frame = marshal.dumps({**req, "t": token, "start": start, "flush_s": flush_s})
+        flush_s = 0.0 if single else FLUSH_S
+        token = f"{self._tokens.getrandbits(64):016x}"
+        frame = marshal.dumps(
+            {
+                "t": token,
+                "codes": codes[first:last_cand],
+                "first": first,
+                "start": start,
+                "entry_point": req["entry_point"],
+                "inputs": req["inputs"],
+                "timeout_s": timeout_s,
+                "flush_s": flush_s,
+            }
+        )
         try:
             _write_all(worker.cmd_w, len(frame).to_bytes(8, "big") + frame)
         except OSError:
-            raise _Failure("crashed", start) from None
-        cur, ready = start, False
+            failure = _Failure("crashed")
+            failure.cand, failure.index = first, start
+            raise failure from None
+        cand, cur, ready = first, start, False
         last = time.monotonic()
+        cand_deadline = last + _candidate_budget(req)
         # Unbuffered, "ready" arrives right after module-level code, which gets extra time. Buffered,
         # it may wait in the worker behind a hanging first test; silence beyond one test's time is
         # then handed to the unbuffered confirmation run (slow module code costs a re-run only).
-        limit = timeout_s + flush_s + TEST_SLACK_S + (SETUP_SLACK_S if flush_s == 0 else 0.0)
+        limit = timeout_s + flush_s + TEST_SLACK_S + (SETUP_SLACK_S if single else 0.0)
         while True:
             try:
-                records = self._read_records(worker, min(last + limit, deadline))
+                records = self._read_records(worker, min(last + limit, cand_deadline))
             except _Failure as failure:
-                failure.index, failure.ready = cur, ready
-                if failure.reason == "timeout" and time.monotonic() >= deadline:
+                failure.cand, failure.index, failure.ready = cand, cur, ready
+                if failure.reason == "timeout" and time.monotonic() >= cand_deadline:
                     failure.reason = "candidate_timeout"
                 raise
             now = time.monotonic()
             gap, last = now - last, now
-            last_test = None
+            last_test: tuple[int, int] | None = None
+            replace = False
             for rec in records:
                 if "taint" in rec:
                     worker.taints.add(str(rec["taint"])[:80])
                     continue
-                if rec.get("t") != token:
-                    raise self._protocol(cur, ready)
+                if rec.get("t") != token or rec.get("c") != cand or replace:
+                    raise self._protocol(cand, cur, ready)
                 if rec.get("done") is True and cur == n:
                     damage = rec.get("damage")
-                    if last_test is not None and flush_s > 0 and gap > timeout_s + flush_s:
-                        outcomes[last_test] = _outcome("timeout", duration_ms=round(gap * 1000.0, 3))
-                    return [str(d)[:80] for d in damage] if isinstance(damage, list) else ["protocol"]
-                if not ready:
+                    worker.candidates += 1
+                    if not isinstance(damage, list) or damage or worker.taints:
+                        why = sorted(worker.taints) or [str(d)[:80] for d in damage or ["protocol"]]
+                        worker.taints = {why[0]}
+                        replace = True  # the worker stops this frame; nothing more may follow
+                    cand, cur, ready = cand + 1, 0, False
+                    cand_deadline = now + _candidate_budget(req)
+                elif not ready:
                     if rec.get("ready") is True:
                         ready = True
                     elif rec.get("i") == -1 and rec.get("kind") in ("compile_error", "timeout", "memory"):
-                        for j in range(cur, n):
-                            outcomes[j] = _clean(rec)
-                        cur = n
-                        ready = True  # nothing more to run; expect done
+                        results[cand][cur:] = [_clean(rec)] * (n - cur)
+                        cur, ready = n, True  # nothing more to run; expect done
                     else:
-                        raise self._protocol(cur, ready)
+                        raise self._protocol(cand, cur, ready)
                 elif rec.get("i") == cur and rec.get("kind") in CHILD_KINDS and cur < n:
-                    outcomes[cur] = _clean(rec)
-                    if flush_s == 0 and gap > timeout_s:
-                        outcomes[cur] = _outcome("timeout", duration_ms=round(gap * 1000.0, 3))
-                    last_test = cur
+                    results[cand][cur] = _clean(rec)
+                    if single and gap > timeout_s:
+                        results[cand][cur] = _outcome("timeout", duration_ms=round(gap * 1000.0, 3))
+                    last_test = (cand, cur)
                     cur += 1
                 else:
-                    raise self._protocol(cur, ready)
+                    raise self._protocol(cand, cur, ready)
             # In buffered mode a batch holds tests that together took < flush_s, plus one more:
             # a gap beyond timeout + flush_s means that last one overran, whatever it claims.
-            if last_test is not None and flush_s > 0 and gap > timeout_s + flush_s:
-                outcomes[last_test] = _outcome("timeout", duration_ms=round(gap * 1000.0, 3))
-            limit = (timeout_s + flush_s + TEST_SLACK_S) if cur < n else DONE_SLACK_S
+            if last_test is not None and not single and gap > timeout_s + flush_s:
+                c, i = last_test
+                results[c][i] = _outcome("timeout", duration_ms=round(gap * 1000.0, 3))
+            if replace or cand >= last_cand:
+                return cand, replace
+            limit = timeout_s + flush_s + TEST_SLACK_S + (SETUP_SLACK_S if single and not ready else 0.0)
+            if cur == n:
+                limit = DONE_SLACK_S
 
     @staticmethod
-    def _protocol(cur: int, ready: bool) -> _Failure:
-        failure = _Failure("protocol", cur)
-        failure.ready = ready
+    def _protocol(cand: int, cur: int, ready: bool) -> _Failure:
+        failure = _Failure("protocol")
+        failure.cand, failure.index, failure.ready = cand, cur, ready
         return failure
 
-    # -- one candidate
+    # -- one batch
 
-    def run(self, req: dict[str, Any]) -> list[dict[str, Any]]:
-        inputs = req["inputs"]
-        n = len(inputs)
+    def run(self, req: dict[str, Any]) -> list[list[dict[str, Any]]]:
+        """Runs every candidate of ``req`` on every input; one outcome list per candidate."""
+        codes = req["codes"]
+        n = len(req["inputs"])
         timeout_s = float(req["timeout_s"])
         memory_mb = int(req["memory_mb"])
-        budget = float(req.get("candidate_timeout_s") or 0) or (
-            SETUP_SLACK_S + n * (timeout_s + TEST_SLACK_S)
-        )
-        deadline = time.monotonic() + budget
-        outcomes: list[dict[str, Any] | None] = [None] * n
-        cur = 0
-        flush_s = FLUSH_S
-        while True:
+        results: list[list[Any]] = [[None] * n for _ in codes]
+        cand, start = 0, 0
+        single = False  # re-running one candidate on a fresh, unbuffered worker to confirm a failure
+        while cand < len(codes):
             worker = self._worker_for(memory_mb)
-            fresh = worker.candidates == 0
-            worker.candidates += 1
+            fresh = worker.candidates == 0  # the worker has served no other candidate
             t0 = time.monotonic()
             try:
-                damage = self._drive(worker, req, cur, flush_s, outcomes, deadline)
+                cand, replace = self._drive(worker, req, cand, start, single, results)
             except _Failure as failure:
                 worker.busy_s += time.monotonic() - t0
                 status = self.kill(failure.reason)
-                cur = failure.index
+                cand, start = failure.cand, failure.index
                 if failure.reason == "candidate_timeout":
-                    for j in range(cur, n):
-                        outcomes[j] = _outcome("timeout", exception_type="CandidateTimeout")
-                    break
-                if flush_s > 0 or not fresh:  # fresh: the worker served no other candidate
-                    # Confirm on a fresh worker that reports every test at once.
-                    flush_s, fresh = 0.0, False
+                    results[cand][start:] = [_outcome("timeout", exception_type="CandidateTimeout")] * (
+                        n - start
+                    )
+                    cand, start, single = cand + 1, 0, False
+                    continue
+                if not single or not fresh:
+                    single = True  # confirm on a fresh worker that reports every test at once
                     self.note(f"confirm:{failure.reason}")
                     continue
                 outcome = self._failure_outcome(failure, status, timeout_s)
-                if not failure.ready:
-                    for j in range(cur, n):
-                        outcomes[j] = outcome
-                    break
-                if cur < n:
-                    outcomes[cur] = outcome
-                    cur += 1
-                if cur >= n:
-                    break
+                if not failure.ready:  # module-level code failed: the same on every input
+                    results[cand][start:] = [outcome] * (n - start)
+                    start = n
+                elif start < n:
+                    results[cand][start] = outcome
+                    start += 1
+                if start >= n:
+                    cand, start, single = cand + 1, 0, False
                 continue
             worker.busy_s += time.monotonic() - t0
-            if worker.taints or damage:
-                reason = sorted(worker.taints)[0] if worker.taints else damage[0]
-                self.kill(f"touched:{reason}")
+            start, single = 0, False
+            if replace:
+                self.kill(f"touched:{sorted(worker.taints)[0]}")
             elif worker.candidates >= self.recycle_after or worker.busy_s > WORKER_CPU_S / 2:
                 self.kill("recycle_after")
-            break
-        return [o if o is not None else _outcome("crashed", exception_type="lost") for o in outcomes]
-
-    def _worker_for(self, memory_mb: int) -> _Worker:
-        worker = self.worker
-        if worker is not None and worker.memory_mb != memory_mb:
-            self.kill("memory_limit_changed")
-            worker = None
-        return worker if worker is not None else self.spawn(memory_mb)
+        return [
+            [o if o is not None else _outcome("crashed", exception_type="lost") for o in r] for r in results
+        ]
 
     @staticmethod
     def _failure_outcome(failure: _Failure, status: int, timeout_s: float) -> dict[str, Any]:
@@ -1049,6 +1134,12 @@ class Supervisor:
     def close(self) -> None:
         self.kill("shutdown")
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _candidate_budget(req: dict[str, Any]) -> float:
+    """Wall time one candidate may take for all its tests."""
+    explicit = float(req.get("candidate_timeout_s") or 0)
+    return explicit or SETUP_SLACK_S + len(req["inputs"]) * (float(req["timeout_s"]) + TEST_SLACK_S)
 
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:
@@ -1072,8 +1163,11 @@ def _clean(rec: dict[str, Any]) -> dict[str, Any]:
 def _validate(req: Any) -> dict[str, Any]:
     if not isinstance(req, dict):
         raise ValueError("request must be an object")
-    if not isinstance(req.get("code"), str) or not isinstance(req.get("entry_point"), str):
-        raise ValueError("code and entry_point must be strings")
+    codes = req.get("codes")
+    if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
+        raise ValueError("codes must be a non-empty list of strings")
+    if not isinstance(req.get("entry_point"), str):
+        raise ValueError("entry_point must be a string")
     inputs = req.get("inputs")
     if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
         raise ValueError("inputs must be a list of strings")
@@ -1086,7 +1180,7 @@ def _validate(req: Any) -> dict[str, Any]:
         raise ValueError("candidate_timeout_s must be in [0, 86400]")
     if not isinstance(memory_mb, int) or not 16 <= memory_mb <= 1 << 20:
         raise ValueError("memory_mb must be an int in [16, 1048576]")
-    return {k: req[k] for k in ("code", "entry_point", "inputs", "timeout_s", "memory_mb")} | {
+    return {k: req[k] for k in ("codes", "entry_point", "inputs", "timeout_s", "memory_mb")} | {
         "candidate_timeout_s": candidate_timeout_s
     }
 
@@ -1149,6 +1243,13 @@ def main(argv: list[str]) -> int:
     for fd in (proto_in, proto_out):
         os.set_inheritable(fd, False)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # Objects that exist now go to a permanent generation the collector never walks, so workers
+    # forked later do not copy every page of them on their first collection (copy-on-write
+    # faults are what makes a fresh worker expensive, most of all under gVisor).
+    import gc
+
+    gc.collect()
+    gc.freeze()
     supervisor = Supervisor(drop_to, recycle_after, isolated)
     try:
         supervisor.spawn(memory_mb)
@@ -1167,12 +1268,12 @@ def main(argv: list[str]) -> int:
                 _send(proto_out, {"error": f"bad request: {exc}"})
                 continue
             try:
-                outcomes = supervisor.run(req)
+                results = supervisor.run(req)
             except WorkerStartError as exc:
                 _send(proto_out, {"error": f"worker start failed: {exc}"})
                 continue
             events, supervisor.events = supervisor.events, {}
-            _send(proto_out, {"outcomes": outcomes, "events": events})
+            _send(proto_out, {"results": results, "events": events})
             if supervisor.worker is None:  # have the next worker ready before the next request
                 with contextlib.suppress(WorkerStartError):
                     supervisor.spawn(int(req["memory_mb"]))

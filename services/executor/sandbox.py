@@ -269,7 +269,7 @@ class _Sandbox:
             raise SandboxError(f"malformed frame {line[:200]!r}")
         return frame
 
-    async def request(self, req: dict[str, Any], timeout: float) -> list[TestOutcome]:
+    async def request(self, req: dict[str, Any], timeout: float) -> list[list[TestOutcome]]:
         assert self.proc is not None and self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps(req).encode() + b"\n")
@@ -279,18 +279,21 @@ class _Sandbox:
         frame = await self._read_frame(timeout)
         if "error" in frame:
             raise SandboxError(f"harness rejected the request: {frame['error']}")
-        raw = frame.get("outcomes")
-        if not isinstance(raw, list) or len(raw) != len(req["inputs"]):
+        raw = frame.get("results")
+        n = len(req["inputs"])
+        if not isinstance(raw, list) or len(raw) != len(req["codes"]):
+            raise SandboxError("harness answered with the wrong number of results")
+        if not all(isinstance(r, list) and len(r) == n for r in raw):
             raise SandboxError("harness answered with the wrong number of outcomes")
-        self.runs += 1
+        self.runs += len(raw)
         try:
-            outcomes = [_to_outcome(o) for o in raw]
+            results = [[_to_outcome(o) for o in r] for r in raw]
         except (KeyError, TypeError, ValueError) as exc:
             raise SandboxError(f"malformed outcome: {exc}") from exc
         events = frame.get("events")
         if isinstance(events, dict):
             self.on_events({str(k)[:100]: int(v) for k, v in events.items() if isinstance(v, int)})
-        return outcomes
+        return results
 
     async def stop(self) -> None:
         """Closes stdin (the harness exits on EOF), then kills what is left."""
@@ -352,7 +355,7 @@ class SandboxPool:
         python: str = sys.executable,
         default_timeout_s: float = 2.0,
         default_memory_mb: int = 512,
-        recycle_after: int = 200,
+        recycle_after: int = 1000,
         sandbox_recycle_after: int = 20000,
         uid_base: int = 0,
         candidate_timeout_s: float = 0.0,
@@ -422,24 +425,13 @@ class SandboxPool:
         input that is not a literal) and SandboxError when sandboxes keep breaking for reasons
         that are not the candidate's (they are restarted).
         """
-        if self._closed or not self._all:
-            raise SandboxError("pool is not started")
-        for text in inputs:
-            ast.literal_eval(text)  # ValueError/SyntaxError: the caller's input is not a literal
-        req: dict[str, Any] = {
-            "code": code,
-            "entry_point": entry_point,
-            "inputs": list(inputs),
-            "timeout_s": self.default_timeout_s if timeout_s is None else float(timeout_s),
-            "memory_mb": self.default_memory_mb if memory_mb is None else int(memory_mb),
-            "candidate_timeout_s": self.candidate_timeout_s,
-        }
+        req = self._request([code], entry_point, inputs, timeout_s, memory_mb)
         try:
-            return await self._attempt(req)
+            return (await self._attempt(req))[0]
         except SandboxError:
             pass  # the sandbox broke under this candidate: once more, on a healthy one
         try:
-            return await self._attempt(req)
+            return (await self._attempt(req))[0]
         except SandboxError:
             # Two sandboxes died under the same candidate. If a trivial probe now runs fine,
             # the sandboxes are healthy and the candidate is what kills them: that is its outcome.
@@ -448,27 +440,84 @@ class SandboxPool:
         self._on_events({"candidate_killed_sandbox": 1})
         return [TestOutcome("crashed", exception_type="sandbox_killed") for _ in inputs]
 
+    async def run_many(
+        self,
+        codes: list[str],
+        entry_point: str,
+        inputs: list[str],
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        batch: int = 16,
+    ) -> list[list[TestOutcome]]:
+        """Runs several candidates for one problem on the same inputs; one outcome list each.
+
+        Candidates go to the sandboxes in batches of up to ``batch``: one round trip and usually
+        one write per batch instead of per candidate, which is what matters under gVisor. A batch
+        whose sandbox breaks is retried once, then its candidates run one by one (so a candidate
+        that kills sandboxes is found and blamed alone).
+        """
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        self._request(codes[:1], entry_point, inputs, timeout_s, memory_mb)  # validates once
+        groups = [codes[k : k + batch] for k in range(0, len(codes), batch)]
+
+        async def one(group: list[str]) -> list[list[TestOutcome]]:
+            req = self._request(group, entry_point, inputs, timeout_s, memory_mb, validated=True)
+            for _ in range(2):
+                try:
+                    return await self._attempt(req)
+                except SandboxError:
+                    continue
+            return [await self.run(code, entry_point, inputs, timeout_s, memory_mb) for code in group]
+
+        done = await asyncio.gather(*(one(group) for group in groups))
+        return [result for group_results in done for result in group_results]
+
+    def _request(
+        self,
+        codes: list[str],
+        entry_point: str,
+        inputs: list[str],
+        timeout_s: float | None,
+        memory_mb: int | None,
+        validated: bool = False,
+    ) -> dict[str, Any]:
+        if self._closed or not self._all:
+            raise SandboxError("pool is not started")
+        if not validated:
+            for text in inputs:
+                ast.literal_eval(text)  # ValueError/SyntaxError: the caller's input is not a literal
+        return {
+            "codes": list(codes),
+            "entry_point": entry_point,
+            "inputs": list(inputs),
+            "timeout_s": self.default_timeout_s if timeout_s is None else float(timeout_s),
+            "memory_mb": self.default_memory_mb if memory_mb is None else int(memory_mb),
+            "candidate_timeout_s": self.candidate_timeout_s,
+        }
+
     async def _probe(self) -> bool:
-        req = {**_probe_request(), "timeout_s": self.default_timeout_s, "memory_mb": self.default_memory_mb}
+        req = self._request([PROBE_CODE], "probe", ["(1, 2)"], None, None, validated=True)
         try:
             out = await self._attempt(req)
         except SandboxError:
             return False
-        return [o.value_digest for o in out] == [canonical_digest(3)]
+        return [o.value_digest for o in out[0]] == [canonical_digest(3)]
 
-    async def _attempt(self, req: dict[str, Any]) -> list[TestOutcome]:
+    async def _attempt(self, req: dict[str, Any]) -> list[list[TestOutcome]]:
         timeout = float(req["timeout_s"])
         n = len(req["inputs"])
-        work = float(req["candidate_timeout_s"]) or (SETUP_SLACK_S + n * (timeout + TEST_SLACK_S))
-        budget = SETUP_SLACK_S + work + RESPONSE_MARGIN_S
+        per_candidate = float(req["candidate_timeout_s"]) or (SETUP_SLACK_S + n * (timeout + TEST_SLACK_S))
+        # Worst case: every candidate uses its whole budget, plus a confirmation run each.
+        budget = SETUP_SLACK_S + 2 * per_candidate * len(req["codes"]) + RESPONSE_MARGIN_S
         sb = await self._idle.get()
         healthy = False
         try:
             if not sb.alive:
                 await sb.start()
-            outcomes = await sb.request(req, budget)
+            results = await sb.request(req, budget)
             healthy = True
-            return outcomes
+            return results
         finally:
             if healthy and sb.runs < self.sandbox_recycle_after:
                 self._idle.put_nowait(sb)
@@ -501,7 +550,3 @@ class SandboxPool:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def _probe_request() -> dict[str, Any]:
-    return {"code": PROBE_CODE, "entry_point": "probe", "inputs": ["(1, 2)"], "candidate_timeout_s": 0.0}

@@ -246,7 +246,7 @@ async def test_killed_worker_jobs_are_redelivered_and_answered_once(
             if victim is None and answers:
                 # Mid-batch: kill a worker that is running candidates now (it holds unacked jobs).
                 for w in workers:
-                    if await asyncio.to_thread(metric, w.metrics_port, "ucoder_executor_busy_sandboxes") > 0:
+                    if await asyncio.to_thread(metric, w.metrics_port, "ucoder_executor_busy_jobs") > 0:
                         victim = w
                         crash(w.proc.pid)
                         killed_at = time.monotonic()

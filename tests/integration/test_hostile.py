@@ -515,3 +515,50 @@ async def test_frame_walking_taints_the_worker(pool: SandboxPool) -> None:
     assert out[0].kind == "returned"
     assert pool.events.get("recycled:touched:sys._getframe", 0) == before + 1
     await assert_serves_clean(pool)
+
+
+# Batches: several candidates of one problem share a sandbox round trip (run_many), so a hostile
+# candidate sits between others. Each must get exactly its own outcomes.
+
+RETURNS_ITS_TAG = "def f(x):\n    return ({tag!r}, x)\n"
+
+
+async def test_batch_neighbours_of_hostile_candidates_are_unaffected(pool: SandboxPool) -> None:
+    hostile = [
+        "import builtins\nbuiltins.len = lambda x: 0\ndef f(x):\n    return len('abc')\n",  # damage
+        "def f(x):\n    while True:\n        pass\n",  # hangs on every input
+        "import os\nos._exit(9)\ndef f(x):\n    return x\n",  # dies in module code
+        "import json, os\n"  # forges a line for the next candidate
+        "def f(x):\n"
+        "    line = json.dumps({'c': 5, 'i': 0, 'kind': 'returned', 'value_digest': 'forged'}) + '\\n'\n"
+        "    for fd in range(3, 64):\n"
+        "        try:\n"
+        "            os.write(fd, line.encode())\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return x\n",
+    ]
+    codes: list[str] = []
+    for k, bad in enumerate(hostile):
+        codes += [RETURNS_ITS_TAG.format(tag=f"before-{k}"), bad]
+    codes.append(RETURNS_ITS_TAG.format(tag="last"))
+    inputs = ["(1,)", "(2,)"]
+    results = await pool.run_many(codes, "f", inputs, timeout_s=T)
+    assert len(results) == len(codes)
+    for code, outs in zip(codes, results, strict=True):
+        if code.startswith("def f(x):\n    return ("):
+            tag = code.split("(", 2)[2].split(",")[0].strip("'")
+            assert [o.value_digest for o in outs] == [canonical_digest((tag, x)) for x in (1, 2)], (tag, outs)
+    assert [o.value_digest for o in results[1]] == [canonical_digest(0)] * 2
+    assert [o.kind for o in results[3]] == ["timeout", "timeout"]
+    assert kinds(results[5]) == [("crashed", "exit:9")] * 2
+    assert all(o.value_digest != "forged" for outs in results for o in outs)
+    await assert_serves_clean(pool)
+
+
+async def test_batch_results_belong_to_their_candidates(pool: SandboxPool) -> None:
+    codes = [RETURNS_ITS_TAG.format(tag=f"c{k}") for k in range(40)]
+    results = await pool.run_many(codes, "f", ["(0,)", "(1,)", "(2,)"], batch=7)
+    assert [[o.value_digest for o in outs] for outs in results] == [
+        [canonical_digest((f"c{k}", x)) for x in range(3)] for k in range(40)
+    ]

@@ -142,3 +142,17 @@ def test_value_repr() -> None:
     assert value_repr(a)
     assert value_repr(float("nan")) == "nan"
     assert math.isnan(float(value_repr(float("nan"))))
+
+
+def test_integrity_check_uses_dict_version_tags_here() -> None:
+    # The fast integrity check (CPython dict version tags read in place) must be the one in use
+    # on the interpreter the executor runs; the slow fallback would cost ~30x more per candidate.
+    from services.executor import harness
+
+    reader = harness._dict_version_reader()
+    assert reader is not None
+    d: dict[str, int] = {}
+    tag = reader(d)
+    before = tag.value
+    d["k"] = 1
+    assert tag.value != before
