@@ -425,7 +425,7 @@ def _inside(path: Any, root: str) -> bool:
     return real == root or real.startswith(root + os.sep)
 
 
-def _make_audit_hook(res_fd: int, workdir: str, reported: set[str]) -> Any:
+def _make_audit_hook(res_fd: int, workdir: str, reported: set[str], notes: set[str]) -> Any:
     """The worker's audit hook: denies escape attempts, reports touches at once.
 
     A touch is written to the result pipe before the audited operation runs, so a candidate
@@ -460,6 +460,8 @@ def _make_audit_hook(res_fd: int, workdir: str, reported: set[str]) -> Any:
                 if not realpath_inside(path, workdir):
                     raise denied("open for writing outside the tmp dir")
                 touch("files")
+            else:
+                notes.add("opened")  # descriptors are compared after the candidate
         elif event in path_events:
             for arg in args:
                 if isinstance(arg, str | bytes | os.PathLike) and not realpath_inside(arg, workdir):
@@ -703,9 +705,20 @@ def _worker_body(cmd_fd: int, res_fd: int, workdir: str) -> None:
     exec(compile("def _warm(x):\n    return x\n", "<candidate>", "exec"), {"__name__": CANDIDATE_MODULE})
     check = _snapshot([globals(), writer_namespace])
     touched: set[str] = set()
-    sys.addaudithook(_make_audit_hook(res_fd, workdir, touched))
+    notes: set[str] = set()
+    fds = frozenset(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+    def check_all() -> list[str]:
+        damage = check()
+        if "opened" in notes and fds is not None:
+            notes.discard("opened")
+            if frozenset(os.listdir("/proc/self/fd")) != fds:
+                damage.append("open file descriptors")
+        return damage
+
+    sys.addaudithook(_make_audit_hook(res_fd, workdir, touched, notes))
     _send(res_fd, {"hello": True, "pid": os.getpid(), "uid": os.getuid()})
-    _worker_loop(cmd_fd, res_fd, writer, check, touched)
+    _worker_loop(cmd_fd, res_fd, writer, check_all, touched)
 
 
 class _Emitter:

@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.executor.harness import canonical_digest
 from tests.conftest import NatsServer
 from ucoder_common import subjects
-from ucoder_common.bus import MSG_ID_HEADER, Bus
+from ucoder_common.bus import BACKLOG_POLL_S, MSG_ID_HEADER, Bus
 from ucoder_common.localstack import REPO_ROOT, health, log_tail
 from ucoder_common.pb import common_pb2, executor_pb2
 
@@ -239,10 +239,17 @@ async def test_killed_worker_jobs_are_redelivered_and_answered_once(
         victim: Worker | None = None
         killed_at = 0.0
         deadline = started + 45.0
+        queue_seen = 0.0  # the largest backlog + in-flight a worker's gauges showed mid-batch
         while len(answers) < PROBLEMS and time.monotonic() < deadline:
             for msg in await fetch(results, 0.5):
                 await msg.ack()
                 answers.append((time.monotonic(), msg))
+            for w in workers:
+                if w is not victim:
+                    port = w.metrics_port
+                    depth = await asyncio.to_thread(metric, port, "ucoder_executor_queue_backlog")
+                    depth += await asyncio.to_thread(metric, port, "ucoder_executor_queue_in_flight")
+                    queue_seen = max(queue_seen, depth)
             if victim is None and answers:
                 # Mid-batch: kill a worker that is running candidates now (it holds unacked jobs).
                 for w in workers:
@@ -299,6 +306,26 @@ async def test_killed_worker_jobs_are_redelivered_and_answered_once(
         for w in survivors:
             for outcome in ("retry", "dead_letter", "rejected"):
                 assert metric(w.metrics_port, "ucoder_executor_jobs_total", outcome=outcome) == 0, logs
+        # What the dashboards read: executions by kind, per-test latency, sandbox starts, backlog.
+        port = survivors[0].metrics_port
+        assert (
+            sum(
+                metric(w.metrics_port, "ucoder_executor_executions_total", kind="returned") for w in survivors
+            )
+            > 0
+        )
+        assert (
+            sum(metric(w.metrics_port, "ucoder_executor_executions_total", kind="raised") for w in survivors)
+            > 0
+        )
+        assert metric(port, "ucoder_executor_test_duration_seconds_count") > 0
+        assert metric(port, "ucoder_executor_sandbox_starts_total") >= 2  # one per sandbox
+        assert queue_seen > 0, "the queue gauges never showed the batch"
+        await asyncio.sleep(BACKLOG_POLL_S + 0.5)  # the gauges are refreshed every few seconds
+        assert (
+            metric(port, "ucoder_executor_queue_backlog") + metric(port, "ucoder_executor_queue_in_flight")
+            == 0
+        )
         info = await bus.js.stream_info(subjects.DLQ_STREAM, subjects_filter=subjects.dlq_subject(STAGE))
         assert not info.state.subjects, info.state.subjects
         print(

@@ -562,3 +562,19 @@ async def test_batch_results_belong_to_their_candidates(pool: SandboxPool) -> No
     assert [[o.value_digest for o in outs] for outs in results] == [
         [canonical_digest((f"c{k}", x)) for x in range(3)] for k in range(40)
     ]
+
+
+async def test_descriptors_left_open_do_not_leak(pool: SandboxPool) -> None:
+    # A raw descriptor: nothing closes it when the candidate's namespace goes away.
+    code = (
+        "import os\n"
+        "def f():\n"
+        "    os.open('/etc/hostname', os.O_RDONLY)\n"
+        "    return len(os.listdir('/proc/self/fd'))\n"
+    )
+    first = await run(pool, code, ["()"])
+    assert first[0].kind == "returned"
+    count = "import os\ndef f():\n    return len(os.listdir('/proc/self/fd'))\n"
+    second = await run(pool, count, ["()"])
+    # The next candidate runs on a worker without the leaked descriptor.
+    assert second[0].value_digest != first[0].value_digest, (first[0].value_repr, second[0].value_repr)
