@@ -574,7 +574,7 @@ def _snapshot(namespaces: list[dict[str, Any]]) -> Any:
                     return name
             return None
 
-    import _signal
+    import _signal  # type: ignore[import-not-found]
 
     getsignal = _signal.getsignal  # the C function: signal.getsignal wraps every answer in an enum
     signums = []
@@ -709,7 +709,7 @@ def _worker_body(cmd_fd: int, res_fd: int, workdir: str) -> None:
     fds = frozenset(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
 
     def check_all() -> list[str]:
-        damage = check()
+        damage: list[str] = check()
         if "opened" in notes and fds is not None:
             notes.discard("opened")
             if frozenset(os.listdir("/proc/self/fd")) != fds:
@@ -894,6 +894,7 @@ class Supervisor:
             _worker_main(cmd_r, res_w, self.uid, memory_mb, workdir, self.isolated)
         os.close(cmd_r)
         os.close(res_w)
+        os.set_blocking(cmd_w, False)  # frames are written with a deadline (_send_frame)
         worker = _Worker(pid, cmd_w, res_r, workdir, memory_mb)
         self.worker = worker
         self.note("spawned")
@@ -1005,11 +1006,10 @@ class Supervisor:
             }
         )
         try:
-            _write_all(worker.cmd_w, len(frame).to_bytes(8, "big") + frame)
-        except OSError:
-            failure = _Failure("crashed")
+            self._send_frame(worker, len(frame).to_bytes(8, "big") + frame, time.monotonic() + SETUP_SLACK_S)
+        except _Failure as failure:
             failure.cand, failure.index = first, start
-            raise failure from None
+            raise
         cand, cur, ready = first, start, False
         last = time.monotonic()
         cand_deadline = last + _candidate_budget(req)
@@ -1070,6 +1070,23 @@ class Supervisor:
             limit = timeout_s + flush_s + TEST_SLACK_S + (SETUP_SLACK_S if single and not ready else 0.0)
             if cur == n:
                 limit = DONE_SLACK_S
+
+    @staticmethod
+    def _send_frame(worker: _Worker, data: bytes, deadline: float) -> None:
+        """Writes a frame that may exceed the pipe buffer; a worker that stops reading is a failure."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(worker.cmd_w, view) :]  # usually all of it, at once
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                raise _Failure("crashed") from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Failure("timeout")
+            select.select([], [worker.cmd_w], [], left)
 
     @staticmethod
     def _protocol(cand: int, cur: int, ready: bool) -> _Failure:

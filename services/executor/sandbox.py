@@ -160,8 +160,8 @@ def _command(backend: Backend, python: str, state_dir: str, slot: Slot) -> list[
             Path(sys.base_prefix),
             HARNESS_PATH.parent,
         }
-        for path in sorted(needed):
-            fs += ["--ro-bind", str(path), str(path)]
+        for kept in sorted(needed):
+            fs += ["--ro-bind", str(kept), str(kept)]
         return [bwrap, *ns, "--die-with-parent", "--new-session", *fs, *harness, "--isolated"]
     return harness
 
@@ -193,13 +193,25 @@ class _Sandbox:
         self.on_events = on_events
         self.proc: asyncio.subprocess.Process | None = None
         self.runs = 0
+        self.generation = 0
+        """Incremented on every start: a slot that saw generation g fail restarts only g."""
+        self.lifecycle = asyncio.Lock()
+        """Held while the sandbox starts or stops; requests wait for it."""
         self._tmp: str | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=20)
         self._stderr_task: asyncio.Task[None] | None = None
+        # Requests are pipelined: a second one waits in the harness's stdin while the first
+        # runs, so the sandbox never idles for a round trip. Answers come back in order.
+        self._inflight: collections.deque[asyncio.Future[dict[str, Any]]] = collections.deque()
+        self._queued_budget = 0.0
+        self._write_lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        """Started, not exited, and its answers still being read (the reader stops on EOF)."""
+        running = self.proc is not None and self.proc.returncode is None
+        return running and self._reader is not None and not self._reader.done()
 
     def _stderr_tail(self) -> str:
         return " | ".join(self._stderr)[-2000:]
@@ -246,14 +258,37 @@ class _Sandbox:
             raise SandboxError(f"backend {self.backend}: sandbox did not start: {exc}") from exc
         if hello.get("ready") is not True:
             raise SandboxError(f"backend {self.backend}: unexpected hello {hello!r:.300}")
+        self.generation += 1
+        self._reader = asyncio.create_task(self._read_answers())
         self.on_events({"sandbox_started": 1})
 
-    async def _read_frame(self, timeout: float) -> dict[str, Any]:
+    async def _read_answers(self) -> None:
+        """Hands each answer to the oldest request in flight; fails them all if the sandbox breaks."""
+        try:
+            while True:
+                frame = await self._read_frame(None)
+                if not self._inflight:
+                    raise SandboxError(f"answer nobody asked for: {frame!r:.200}")
+                future = self._inflight.popleft()
+                if not future.done():
+                    future.set_result(frame)
+        except SandboxError as exc:
+            self._fail_inflight(exc)
+
+    def _fail_inflight(self, exc: SandboxError) -> None:
+        while self._inflight:
+            future = self._inflight.popleft()
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _read_frame(self, timeout: float | None) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdout is not None
         try:
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         except TimeoutError as exc:
-            raise SandboxError(f"no answer within {timeout:.1f}s; stderr: {self._stderr_tail()}") from exc
+            raise SandboxError(
+                f"no answer within {timeout or 0:.1f}s; stderr: {self._stderr_tail()}"
+            ) from exc
         except (ValueError, asyncio.LimitOverrunError) as exc:
             raise SandboxError(f"oversized frame: {exc}") from exc
         if not line:
@@ -269,14 +304,28 @@ class _Sandbox:
             raise SandboxError(f"malformed frame {line[:200]!r}")
         return frame
 
-    async def request(self, req: dict[str, Any], timeout: float) -> list[list[TestOutcome]]:
-        assert self.proc is not None and self.proc.stdin is not None
+    async def request(self, req: dict[str, Any], budget: float) -> list[list[TestOutcome]]:
+        """Sends one batch and waits for its answer (``budget`` seconds once the requests
+        ahead of it in this sandbox are done)."""
+        if self.proc is None or self.proc.stdin is None or self._reader is None or self._reader.done():
+            raise SandboxError("sandbox is not running")
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        timeout = self._queued_budget + budget
+        self._queued_budget += budget
         try:
-            self.proc.stdin.write(json.dumps(req).encode() + b"\n")
-            await self.proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise SandboxError(f"sandbox stdin closed; stderr: {self._stderr_tail()}") from exc
-        frame = await self._read_frame(timeout)
+            async with self._write_lock:
+                self._inflight.append(future)
+                try:
+                    self.proc.stdin.write(json.dumps(req).encode() + b"\n")
+                    await self.proc.stdin.drain()
+                except (BrokenPipeError, ConnectionResetError) as exc:
+                    raise SandboxError(f"sandbox stdin closed; stderr: {self._stderr_tail()}") from exc
+            try:
+                frame = await asyncio.wait_for(asyncio.shield(future), timeout)
+            except TimeoutError as exc:
+                raise SandboxError(f"no answer within {timeout:.1f}s; stderr: {self._stderr_tail()}") from exc
+        finally:
+            self._queued_budget -= budget
         if "error" in frame:
             raise SandboxError(f"harness rejected the request: {frame['error']}")
         raw = frame.get("results")
@@ -296,7 +345,13 @@ class _Sandbox:
         return results
 
     async def stop(self) -> None:
-        """Closes stdin (the harness exits on EOF), then kills what is left."""
+        """Waits for the requests in flight, closes stdin (the harness exits on EOF), then kills
+        what is left."""
+        if self._inflight:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    asyncio.gather(*self._inflight, return_exceptions=True), STOP_GRACE_S * 30
+                )
         if self.proc is not None and self.proc.stdin is not None and self.proc.returncode is None:
             self.proc.stdin.close()
             with contextlib.suppress(TimeoutError):
@@ -304,6 +359,12 @@ class _Sandbox:
         await self.kill()
 
     async def kill(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        self._fail_inflight(SandboxError("sandbox stopped"))
         proc, self.proc = self.proc, None
         if proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -341,6 +402,9 @@ def default_uid_base(backend: Backend) -> int:
         return 200_000 + (os.getpid() % 100_000) * 64
     return 62_000
 
+
+PIPELINE_DEPTH = 2
+"""Requests a sandbox holds at once: the next batch waits in its stdin while one runs."""
 
 PROBE_CODE = "def probe(a, b):\n    return a + b\n"
 
@@ -408,8 +472,9 @@ class SandboxPool:
             if isinstance(errors[0], SandboxError):
                 raise errors[0]
             raise SandboxError(f"backend {self.backend}: {errors[0]!r}") from errors[0]
-        for sb in self._all:
-            self._idle.put_nowait(sb)
+        for _ in range(PIPELINE_DEPTH):  # round robin: concurrent requests spread out first
+            for sb in self._all:
+                self._idle.put_nowait(sb)
 
     async def run(
         self,
@@ -451,15 +516,18 @@ class SandboxPool:
     ) -> list[list[TestOutcome]]:
         """Runs several candidates for one problem on the same inputs; one outcome list each.
 
-        Candidates go to the sandboxes in batches of up to ``batch``: one round trip and usually
-        one write per batch instead of per candidate, which is what matters under gVisor. A batch
+        Candidates go to the sandboxes in batches: one round trip and usually one write per batch
+        instead of per candidate, which is what matters under gVisor. Batches hold up to
+        ``batch`` candidates but are split so every sandbox gets a share of the job: one slow
+        problem's candidates then run side by side instead of queueing in one sandbox. A batch
         whose sandbox breaks is retried once, then its candidates run one by one (so a candidate
         that kills sandboxes is found and blamed alone).
         """
         if batch < 1:
             raise ValueError("batch must be >= 1")
         self._request(codes[:1], entry_point, inputs, timeout_s, memory_mb)  # validates once
-        groups = [codes[k : k + batch] for k in range(0, len(codes), batch)]
+        size = max(1, min(batch, -(-len(codes) // self.size)))
+        groups = [codes[k : k + size] for k in range(0, len(codes), size)]
 
         async def one(group: list[str]) -> list[list[TestOutcome]]:
             req = self._request(group, entry_point, inputs, timeout_s, memory_mb, validated=True)
@@ -510,27 +578,35 @@ class SandboxPool:
         per_candidate = float(req["candidate_timeout_s"]) or (SETUP_SLACK_S + n * (timeout + TEST_SLACK_S))
         # Worst case: every candidate uses its whole budget, plus a confirmation run each.
         budget = SETUP_SLACK_S + 2 * per_candidate * len(req["codes"]) + RESPONSE_MARGIN_S
-        sb = await self._idle.get()
+        sb = await self._idle.get()  # a slot: each sandbox has PIPELINE_DEPTH of them
+        generation = -1
         healthy = False
         try:
-            if not sb.alive:
-                await sb.start()
+            async with sb.lifecycle:  # waits while the sandbox (re)starts
+                if not sb.alive:
+                    await sb.start()
+                generation = sb.generation
             results = await sb.request(req, budget)
             healthy = True
             return results
         finally:
-            if healthy and sb.runs < self.sandbox_recycle_after:
+            retire = healthy and sb.runs >= self.sandbox_recycle_after
+            if healthy and not retire:
                 self._idle.put_nowait(sb)
             else:
-                self._restart_later(sb, graceful=healthy)
+                self._restart_later(sb, generation, graceful=healthy)
 
-    def _restart_later(self, sb: _Sandbox, graceful: bool) -> None:
+    def _restart_later(self, sb: _Sandbox, generation: int, graceful: bool) -> None:
+        """Restarts ``sb`` unless another slot already restarted it since ``generation``; then
+        gives the slot back."""
+
         async def restart() -> None:
             try:
-                await (sb.stop() if graceful else sb.kill())
-                if not self._closed:
-                    with contextlib.suppress(SandboxError):
-                        await sb.start()  # on failure the next run() retries the start
+                async with sb.lifecycle:
+                    if sb.generation == generation and not self._closed:
+                        await (sb.stop() if graceful else sb.kill())
+                        with contextlib.suppress(SandboxError):
+                            await sb.start()  # on failure the next run() retries the start
             finally:
                 self._idle.put_nowait(sb)
 

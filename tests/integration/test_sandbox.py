@@ -275,3 +275,14 @@ async def test_missing_runtime_raises() -> None:
     p = SandboxPool(Backend.PROCESS, size=1, python="/nonexistent/python3")
     with pytest.raises(SandboxError):
         await p.start()
+
+
+async def test_large_batches_and_inputs_cross_the_pipes(pool: SandboxPool) -> None:
+    # Frames far larger than a pipe buffer, both ways (16 candidates, 2 MB of inputs).
+    big = "x" * 50_000
+    inputs = [f"({big!r}, {k})" for k in range(40)]
+    code = "def f(s, k):\n    return len(s) + k, s[:10]\n"
+    results = await pool.run_many([code + f"# {k}\n" + "#" * 20_000 + "\n" for k in range(16)], "f", inputs)
+    assert len(results) == 16
+    for outs in results:
+        assert [o.value_digest for o in outs] == [canonical_digest((50_000 + k, "x" * 10)) for k in range(40)]
