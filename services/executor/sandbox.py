@@ -1,17 +1,21 @@
 """Host side of candidate execution: sandbox backends and a pool of long-lived sandboxes.
 
-Each pool slot is one long-lived sandbox process running ``harness.py`` (see its docstring for the
-wire protocol). Starting a gVisor sandbox costs about a second, so candidates never get their own
-sandbox: the harness forks a child per candidate inside it, and the slot is recycled after
-``recycle_after`` candidates or whenever the protocol breaks.
+Each sandbox is one long-lived process running ``harness.py`` (its docstring has the wire
+protocol and the supervisor/worker design; docs/executor.md the guarantees). Starting a gVisor
+sandbox costs about a second, so a sandbox serves up to ``sandbox_recycle_after`` candidates;
+inside it, a worker process runs up to ``recycle_after`` of them and is replaced on any sign of
+damage. The pool sends a job's candidates in batches (``run_many``) and keeps two requests in
+flight per sandbox, so no sandbox idles for a round trip.
 
 Backends (isolation level is explicit configuration, DESIGN.md section 4):
 
 * ``gvisor``  - ``runsc --root=<tmp> --network=none do -quiet ...``: own kernel, no network,
-  read-only host filesystem with a tmpfs overlay, own pid namespace.
-* ``bwrap``   - bubblewrap: own pid/net/ipc/uts namespaces, read-only ``/``, private ``/tmp``.
+  read-only host filesystem with a private overlay, own pid namespace; the harness hides the
+  project, home directories and non-system top-level directories from candidates.
+* ``bwrap``   - bubblewrap: own pid/net/ipc/uts namespaces, read-only ``/``, private ``/tmp``,
+  the same paths hidden under empty tmpfs mounts.
 * ``process`` - a plain subprocess with per-candidate limits only; for pods that already run under
-  ``runtimeClassName: gvisor``.
+  ``runtimeClassName: gvisor`` (the service requires ``allow_unsandboxed`` for it).
 
 Outcome taxonomy: a run either returns one :class:`TestOutcome` per input (the candidate's
 behaviour, whatever it was) or raises :class:`SandboxError` (the sandbox broke; retry).

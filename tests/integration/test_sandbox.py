@@ -1,4 +1,7 @@
-"""SandboxPool against the real backends (gVisor via runsc, bubblewrap, plain process); no mocks."""
+"""SandboxPool against the real backends (gVisor via runsc, bubblewrap, plain process); no mocks.
+
+The pool's mechanics and ordinary candidates; hostile ones are in test_hostile.py.
+"""
 
 from __future__ import annotations
 
@@ -67,23 +70,6 @@ async def test_raised(pool: SandboxPool) -> None:
     await assert_healthy(pool)
 
 
-async def test_infinite_loop_then_next_inputs(pool: SandboxPool) -> None:
-    code = "def f(x):\n    while x == 1:\n        pass\n    return x\n"
-    t0 = time.monotonic()
-    out = await run(pool, code, ["(0,)", "(1,)", "(2,)", "(3,)"], timeout_s=T)
-    assert [o.kind for o in out] == ["returned", "timeout", "returned", "returned"]
-    assert out[3].value_digest == canonical_digest(3)
-    assert time.monotonic() - t0 < 5
-    await assert_healthy(pool)
-
-
-async def test_sleep(pool: SandboxPool) -> None:
-    code = "import time\ndef f(x):\n    time.sleep(100 * x)\n    return x\n"
-    out = await run(pool, code, ["(1,)", "(0,)"], timeout_s=T)
-    assert [o.kind for o in out] == ["timeout", "returned"]
-    await assert_healthy(pool)
-
-
 async def test_timeout_swallowed_is_killed_by_parent(pool: SandboxPool) -> None:
     code = (
         "def f(x):\n"
@@ -99,71 +85,6 @@ async def test_timeout_swallowed_is_killed_by_parent(pool: SandboxPool) -> None:
     assert [o.kind for o in out] == ["timeout", "returned"]
     assert out[1].value_digest == canonical_digest("ok")
     await assert_healthy(pool)
-
-
-async def test_memory_bomb(pool: SandboxPool) -> None:
-    code = (
-        "def f(x):\n"
-        "    if x == 1:\n"
-        "        return len(bytearray(10**10))\n"
-        "    if x == 2:\n"
-        "        hog = []\n"
-        "        while True:\n"
-        "            hog.append('x' * 10**6)\n"
-        "    return x\n"
-    )
-    t0 = time.monotonic()
-    out = await run(pool, code, ["(1,)", "(2,)", "(3,)"], timeout_s=5.0, memory_mb=256)
-    assert out[0].kind == "memory"
-    assert out[1].kind in ("memory", "crashed")
-    assert out[2].kind == "returned"
-    assert time.monotonic() - t0 < 10
-    await assert_healthy(pool)
-
-
-async def test_exit_crashes_one_test_only(pool: SandboxPool) -> None:
-    code = "import os\ndef f(x):\n    if x == 1:\n        os._exit(3)\n    return x * 10\n"
-    out = await run(pool, code, ["(0,)", "(1,)", "(2,)"])
-    assert [o.kind for o in out] == ["returned", "crashed", "returned"]
-    assert out[1].exception_type == "exit:3"
-    assert out[2].value_digest == canonical_digest(20)
-    await assert_healthy(pool)
-
-
-async def test_output_does_not_corrupt_protocol(pool: SandboxPool) -> None:
-    code = (
-        "import os, sys\n"
-        "def f(x):\n"
-        "    os.write(1, b'{\"outcomes\": []}\\n' * 1000)\n"
-        "    os.write(2, b'noise\\n' * 1000)\n"
-        "    print('{\"i\": 0}')\n"
-        "    if x == 1:\n"
-        "        print('y' * (2 << 20))\n"
-        "    return x\n"
-    )
-    out = await run(pool, code, ["(0,)", "(1,)", "(2,)"])
-    assert [o.kind for o in out] == ["returned", "output_limit", "returned"]
-    await assert_healthy(pool)
-
-
-async def test_forged_result_line_is_a_crash(pool: SandboxPool) -> None:
-    code = (
-        "import os, json\n"
-        "def f(x):\n"
-        "    if x == 0:\n"
-        "        line = json.dumps({'i': 2, 'kind': 'returned', 'value_digest': 'forged'}) + '\\n'\n"
-        "        for fd in map(int, os.listdir('/proc/self/fd')):\n"
-        "            if fd > 2:\n"
-        "                try:\n"
-        "                    os.write(fd, line.encode())\n"
-        "                except OSError:\n"
-        "                    pass\n"
-        "    return x\n"
-    )
-    out = await run(pool, code, ["(0,)", "(1,)", "(2,)"])
-    assert out[0].kind == "crashed"
-    assert [o.kind for o in out[1:]] == ["returned", "returned"]
-    assert out[2].value_digest == canonical_digest(2)
 
 
 async def test_compile_errors(pool: SandboxPool) -> None:
