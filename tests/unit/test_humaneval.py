@@ -1,14 +1,23 @@
-"""ucoder_common.humaneval: the shipped problems, literal test inputs, wrong variants."""
+"""ucoder_common.humaneval: the shipped problems, literal test inputs, wrong variants, truncation."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import random
 from typing import Any
 
 import pytest
 
-from ucoder_common.humaneval import HumanEvalProblem, extract_inputs, load_problems, wrong_variants
+from services.sampler.core import CANDIDATE_STOP, truncate_body
+from ucoder_common.humaneval import (
+    HUMANEVAL_STOP,
+    HumanEvalProblem,
+    extract_inputs,
+    load_problems,
+    truncate_completion,
+    wrong_variants,
+)
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +190,84 @@ def test_helpers_a_while_calls_are_not_mutated() -> None:
 
 def test_no_mutation_sites() -> None:
     assert wrong_variants("def f(x):\n    return\n", 3, seed=0) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# truncate_completion
+
+
+@pytest.mark.parametrize(
+    ("text", "body"),
+    [
+        ("    return 1\n", "    return 1\n"),
+        ("    return 1", "    return 1\n"),
+        ("    x = 1\n\n    return x\n\n\ndef helper():\n    pass\n", "    x = 1\n\n    return x\n"),
+        ("    return 1\nclass A:\n    pass\n", "    return 1\n"),
+        ("    return 1\nif __name__ == '__main__':\n    main()\n", "    return 1\n"),
+        ("    return 1\nprint(f(2))\n", "    return 1\n"),
+        ("    return 1\n# tests\n    return 2\n", "    return 1\n"),
+        # Top-level lines the stop sequences let through are cut too.
+        ("    return 1\nassert f(1) == 1\n", "    return 1\n"),
+        ("    return 1\nimport os\n", "    return 1\n"),
+        ("    return 1\nx = f(2)\n", "    return 1\n"),
+        ("    return 1\n    \n\n  \n", "    return 1\n"),
+        ("\treturn 1\nx = 2\n", "\treturn 1\n"),
+        ("\n    return 1\nfoo\n", "\n    return 1\n"),
+        ("    return 1\r\n\r\nx = 1\r\n", "    return 1\n"),
+        ("", ""),
+        ("\n\n", ""),
+        ("def other():\n    return 2\n", ""),  # the first line is already at column 0: no body
+    ],
+)
+def test_truncate_completion(text: str, body: str) -> None:
+    assert truncate_completion(text) == body
+    assert truncate_completion(body) == body  # idempotent
+
+
+def random_continuations(count: int) -> list[str]:
+    pieces = [
+        "    return 1",
+        "        x += 1",
+        "\tpass",
+        "",
+        "   ",
+        "def f():",
+        "class A:",
+        "if __name__ == '__main__':",
+        "print(1)",
+        "# note",
+        "assert f() == 1",
+        "x = 2",
+        '    s = """doc',
+        'continued"""',
+        "\r",
+    ]
+    rng = random.Random(7)
+    return ["\n".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(count)]
+
+
+def cut_at_stops(text: str, stops: tuple[str, ...]) -> str:
+    ends = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return text[: min(ends)] if ends else text
+
+
+def test_truncate_completion_agrees_with_the_sampler() -> None:
+    for text in random_continuations(2000):
+        assert truncate_completion(text) == truncate_body(text), repr(text)
+
+
+def test_stop_sequences_change_nothing() -> None:
+    assert HUMANEVAL_STOP == ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
+    assert set(HUMANEVAL_STOP) <= set(CANDIDATE_STOP)
+    for text in random_continuations(2000):
+        # A model stopped early by the stop sequences leaves the same body.
+        assert truncate_completion(cut_at_stops(text, HUMANEVAL_STOP)) == truncate_completion(text), repr(
+            text
+        )
+
+
+def test_canonical_solutions_are_their_own_truncation(problems: dict[str, HumanEvalProblem]) -> None:
+    for p in problems.values():
+        raw = p.canonical_solution + "\n\ndef check(candidate):\n    assert False\n"
+        assert truncate_completion(raw) == truncate_completion(p.canonical_solution), p.task_id
+        assert truncate_completion(p.canonical_solution).strip() == p.canonical_solution.strip(), p.task_id
