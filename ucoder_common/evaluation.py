@@ -111,7 +111,8 @@ def summarize(results: Mapping[str, Sequence[bool]], ks: Sequence[int]) -> EvalR
 
 
 # ---------------------------------------------------------------------------------------------
-# Check programs
+# Check programs (here, not in humaneval.py: the wrapper, CHECK_INPUT and CHECK_PASSED_DIGEST are
+# one contract with the executor and change together)
 
 
 def humaneval_program(problem: HumanEvalProblem, completion: str) -> str:
