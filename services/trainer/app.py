@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import os
+import re
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+from nats.js.errors import ObjectNotFoundError
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.trainer.lora import LoraTrainConfig, train_lora
+from services.trainer.lora import CHECKPOINT_PREFIX, LoraTrainConfig, checkpoint_step, train_lora
 from ucoder_common import models, registry
 from ucoder_common.bus import Bus, stage_worker
 from ucoder_common.config import ConfigError, ServiceConfig, setting
@@ -33,6 +38,29 @@ RUN_SECONDS = Histogram(
     buckets=(10, 30, 60, 120, 300, 600, 1200, 3600, 7200),
 )
 MODEL_VERSION = Gauge("ucoder_trainer_model_version", "The current model version (0 = base).")
+RESUMED = Counter("ucoder_trainer_resumed", "Training runs resumed from a checkpoint instead of step 0.")
+CHECKPOINTS = Counter(
+    "ucoder_trainer_checkpoints", "Training checkpoints written, by where (local, store).", ["where"]
+)
+CHECKPOINT_STORE_ERRORS = Counter(
+    "ucoder_trainer_checkpoint_store_errors",
+    "Checkpoint copies to or from the Object Store that failed (training goes on without them).",
+)
+
+# Seconds one checkpoint copy to or from the Object Store may take before it is given up.
+CHECKPOINT_STORE_TIMEOUT_S = 120.0
+# A local checkpoint untouched this long belongs to a job that failed for good: removed.
+STALE_CHECKPOINT_AGE_S = 7 * 24 * 3600.0
+
+
+def checkpoint_key(iteration_id: str, base_version: int) -> str:
+    """The job a checkpoint belongs to: the iteration and the model version its examples came from."""
+    iteration = re.sub(r"[^A-Za-z0-9_-]", "_", iteration_id) or "no-iteration"
+    return f"{iteration}-v{base_version}"
+
+
+def checkpoint_object_name(key: str) -> str:
+    return f"checkpoints/{key}.tar"
 
 
 @dataclass
@@ -47,12 +75,24 @@ class TrainerConfig(ServiceConfig):
     epochs: int = setting(1, "Epochs over the selected pairs, when the request sets none.")
     batch_size: int = setting(4, "Examples per optimizer step.")
     max_length: int = setting(512, "Longest prompt + completion in tokens, when the request sets none.")
+    device: str = setting("", "Training device: cpu, cuda or cuda:N; empty = cuda when available, else cpu.")
+    checkpoint_every: int = setting(
+        20, "Optimizer steps between checkpoints that a restarted trainer resumes from; 0 = none."
+    )
+    checkpoint_dir: str = setting("", "Where training checkpoints are kept; empty = <cache>/checkpoints.")
+    checkpoint_store: bool = setting(
+        True, "Also copy each checkpoint to the NATS Object Store, so a restart elsewhere resumes it."
+    )
 
     def validate(self) -> None:
         super().validate()
         for name in ("lora_rank", "epochs", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not re.fullmatch(r"|cpu|cuda(:[0-9]+)?", self.device):
+            raise ConfigError(f"device: must be cpu, cuda or cuda:N, got {self.device!r}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"checkpoint_every: must be >= 0, got {self.checkpoint_every}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate: must be > 0, got {self.learning_rate}")
 
@@ -62,6 +102,11 @@ class Trainer:
         self.cfg = cfg
         self.bus = bus
         self.model_dir: Path | None = None
+        self.checkpoint_root = (
+            Path(cfg.checkpoint_dir).expanduser()
+            if cfg.checkpoint_dir
+            else models.cache_dir() / "checkpoints"
+        )
         self._lock = asyncio.Lock()  # one training run at a time per process
 
     async def start(self) -> None:
@@ -79,9 +124,13 @@ class Trainer:
             raise InvalidArgument("epochs, lora_rank, max_length and learning_rate: must be >= 0")
         assert self.model_dir is not None, "start() not called"
         async with self._lock:
+            key = checkpoint_key(request.iteration_id, request.base_version)
+            job_dir = self.checkpoint_root / key
             current = await registry.current_version(self.bus)
             if current is not None and request.iteration_id and current.iteration_id == request.iteration_id:
-                # A redelivered job whose adapter was already registered: answer with it.
+                # A redelivered job whose adapter was already registered: answer with it (and drop
+                # the checkpoints, in case the first delivery died between registering and that).
+                await self._drop_checkpoints(key, job_dir)
                 return trainer_pb2.TrainResponse(
                     iteration_id=request.iteration_id, model_version=current, final_loss=current.train_loss
                 )
@@ -92,6 +141,8 @@ class Trainer:
                 epochs=request.epochs or self.cfg.epochs,
                 batch_size=self.cfg.batch_size,
                 max_length=request.max_length or self.cfg.max_length,
+                checkpoint_every=self.cfg.checkpoint_every,
+                device=self.cfg.device,
             )
             pairs = [(e.prompt, e.completion) for e in request.examples]
 
@@ -99,10 +150,25 @@ class Trainer:
                 STEPS.inc()
                 LOSS.set(loss)
 
+            loop = asyncio.get_running_loop()
+
+            def on_checkpoint(path: Path, step: int) -> None:
+                # Runs in the training thread: the copy is made before the next checkpoint replaces this one.
+                CHECKPOINTS.labels(where="local").inc()
+                if self.cfg.checkpoint_store:
+                    self._copy_checkpoint_to_store(loop, key, path)
+
+            await asyncio.to_thread(self._prune_stale_checkpoints, key)
+            if self.cfg.checkpoint_store:
+                await self._fetch_checkpoint_from_store(key, job_dir)
             out_dir = Path(tempfile.mkdtemp(prefix="ucoder-adapter-"))
             started = time.monotonic()
             try:
-                report = await asyncio.to_thread(train_lora, self.model_dir, pairs, out_dir, cfg, on_step)
+                report = await asyncio.to_thread(
+                    train_lora, self.model_dir, pairs, out_dir, cfg, on_step, job_dir, on_checkpoint
+                )
+                if report.resumed_from_step:
+                    RESUMED.inc()
                 entry = await registry.register_adapter(
                     self.bus,
                     out_dir,
@@ -116,13 +182,20 @@ class Trainer:
                 raise
             finally:
                 shutil.rmtree(out_dir, ignore_errors=True)
+            # Only now: a crash before registering must find the checkpoints to resume from.
+            await self._drop_checkpoints(key, job_dir)
             RUNS.labels(outcome="ok").inc()
             EXAMPLES.inc(report.examples)
             RUN_SECONDS.observe(time.monotonic() - started)
             MODEL_VERSION.set(entry.version)
             log.info(
                 "adapter registered",
-                extra={"version": entry.version, "examples": report.examples, "loss": report.final_loss},
+                extra={
+                    "version": entry.version,
+                    "examples": report.examples,
+                    "loss": report.final_loss,
+                    "resumed_from_step": report.resumed_from_step,
+                },
             )
             return trainer_pb2.TrainResponse(
                 iteration_id=request.iteration_id,
@@ -131,6 +204,94 @@ class Trainer:
                 steps=report.steps,
                 seconds=report.seconds,
             )
+
+    def _copy_checkpoint_to_store(self, loop: asyncio.AbstractEventLoop, key: str, path: Path) -> None:
+        """Upload a checkpoint from the training thread; a failure only costs the remote copy."""
+        future: concurrent.futures.Future[Any] | None = None
+        try:
+            data = registry.pack_dir(path)
+            upload = asyncio.wait_for(
+                self.bus.objects.put(checkpoint_object_name(key), data), CHECKPOINT_STORE_TIMEOUT_S
+            )
+            future = asyncio.run_coroutine_threadsafe(upload, loop)
+            future.result(CHECKPOINT_STORE_TIMEOUT_S + 5)
+            CHECKPOINTS.labels(where="store").inc()
+        except Exception as exc:
+            if future is not None:
+                future.cancel()
+            CHECKPOINT_STORE_ERRORS.inc()
+            log.warning(
+                "checkpoint not copied to the object store; the local copy remains",
+                extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"},
+            )
+
+    async def _fetch_checkpoint_from_store(self, key: str, job_dir: Path) -> None:
+        """Put the job's checkpoint from the Object Store beside the local ones (train_lora picks
+        the newest valid one): after a restart on another machine it is the only copy."""
+        try:
+            result = await asyncio.wait_for(
+                self.bus.objects.get(checkpoint_object_name(key)), CHECKPOINT_STORE_TIMEOUT_S
+            )
+        except ObjectNotFoundError:
+            return
+        except Exception as exc:
+            CHECKPOINT_STORE_ERRORS.inc()
+            log.warning(
+                "checkpoint not fetched from the object store",
+                extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"},
+            )
+            return
+        await asyncio.to_thread(self._unpack_checkpoint, key, bytes(result.data or b""), job_dir)
+
+    def _unpack_checkpoint(self, key: str, data: bytes, job_dir: Path) -> None:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=job_dir))
+        try:
+            registry.unpack_to(data, staging)
+            step = checkpoint_step(staging)
+            if step is None:
+                raise ValueError("the archive has no readable trainer state")
+            target = job_dir / f"{CHECKPOINT_PREFIX}{step:08d}"
+            if not target.exists():  # else the local copy is the same checkpoint
+                os.rename(staging, target)
+        except Exception as exc:
+            CHECKPOINT_STORE_ERRORS.inc()
+            log.warning(
+                "ignoring the object store's checkpoint",
+                extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"},
+            )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    async def _drop_checkpoints(self, key: str, job_dir: Path) -> None:
+        """Remove a finished job's checkpoints, local and remote."""
+        await asyncio.to_thread(shutil.rmtree, job_dir, True)
+        try:
+            await asyncio.wait_for(
+                self.bus.objects.delete(checkpoint_object_name(key)), CHECKPOINT_STORE_TIMEOUT_S
+            )
+        except ObjectNotFoundError:
+            pass
+        except Exception as exc:
+            CHECKPOINT_STORE_ERRORS.inc()
+            log.warning(
+                "checkpoint not removed from the object store",
+                extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"},
+            )
+
+    def _prune_stale_checkpoints(self, key: str) -> None:
+        """Remove the local checkpoints of jobs that failed for good (never finished, long untouched)."""
+        if not self.checkpoint_root.is_dir():
+            return
+        now = time.time()
+        for job_dir in self.checkpoint_root.iterdir():
+            try:
+                stale = job_dir.name != key and now - job_dir.stat().st_mtime > STALE_CHECKPOINT_AGE_S
+            except OSError:
+                continue
+            if stale:
+                log.info("removing a stale training checkpoint", extra={"path": str(job_dir)})
+                shutil.rmtree(job_dir, ignore_errors=True)
 
     async def get_version(self, version: int) -> common_pb2.ModelVersion:
         if version < -1:
