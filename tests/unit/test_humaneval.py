@@ -251,9 +251,9 @@ def cut_at_stops(text: str, stops: tuple[str, ...]) -> str:
     return text[: min(ends)] if ends else text
 
 
-def test_truncate_completion_agrees_with_the_sampler() -> None:
-    for text in random_continuations(2000):
-        assert truncate_completion(text) == truncate_body(text), repr(text)
+def test_truncate_completion_is_the_samplers_rule() -> None:
+    # One implementation: a body is cut the same way when sampling and when evaluating.
+    assert truncate_completion is truncate_body
 
 
 def test_stop_sequences_change_nothing() -> None:
