@@ -119,7 +119,11 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
     cli = subprocess.run(
         [
             *(sys.executable, "-m", "ucoder_cli.main", "--home", str(paths.home), "iterate"),
-            *("--problems", "1", "--tests", "4", "--samples", "2", "--max-tokens", "96"),
+            # Two problems at the low temperature: the weak model can fail to write usable tests
+            # for one problem (seen in CI at the CLI's default 0.8), and then nothing would be
+            # sampled to show the new version in use.
+            *("--problems", "2", "--tests", "4", "--samples", "2", "--max-tokens", "96"),
+            *("--temperature", "0.2"),
         ],
         capture_output=True,
         text=True,
