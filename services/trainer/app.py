@@ -59,6 +59,12 @@ def checkpoint_key(iteration_id: str, base_version: int) -> str:
     return f"{iteration}-v{base_version}"
 
 
+def _store_problem(message: str, key: str, exc: Exception) -> None:
+    """A checkpoint copy to or from the Object Store failed: counted and logged, never fatal."""
+    CHECKPOINT_STORE_ERRORS.inc()
+    log.warning(message, extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"})
+
+
 def checkpoint_object_name(key: str) -> str:
     return f"checkpoints/{key}.tar"
 
@@ -219,11 +225,7 @@ class Trainer:
         except Exception as exc:
             if future is not None:
                 future.cancel()
-            CHECKPOINT_STORE_ERRORS.inc()
-            log.warning(
-                "checkpoint not copied to the object store; the local copy remains",
-                extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"},
-            )
+            _store_problem("checkpoint not copied to the object store; the local copy remains", key, exc)
 
     async def _fetch_checkpoint_from_store(self, key: str, job_dir: Path) -> None:
         """Put the job's checkpoint from the Object Store beside the local ones (train_lora picks
@@ -235,11 +237,7 @@ class Trainer:
         except ObjectNotFoundError:
             return
         except Exception as exc:
-            CHECKPOINT_STORE_ERRORS.inc()
-            log.warning(
-                "checkpoint not fetched from the object store",
-                extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"},
-            )
+            _store_problem("checkpoint not fetched from the object store", key, exc)
             return
         await asyncio.to_thread(self._unpack_checkpoint, key, bytes(result.data or b""), job_dir)
 
@@ -255,11 +253,7 @@ class Trainer:
             if not target.exists():  # else the local copy is the same checkpoint
                 os.rename(staging, target)
         except Exception as exc:
-            CHECKPOINT_STORE_ERRORS.inc()
-            log.warning(
-                "ignoring the object store's checkpoint",
-                extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"},
-            )
+            _store_problem("ignoring the object store's checkpoint", key, exc)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -273,11 +267,7 @@ class Trainer:
         except ObjectNotFoundError:
             pass
         except Exception as exc:
-            CHECKPOINT_STORE_ERRORS.inc()
-            log.warning(
-                "checkpoint not removed from the object store",
-                extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"},
-            )
+            _store_problem("checkpoint not removed from the object store", key, exc)
 
     def _prune_stale_checkpoints(self, key: str) -> None:
         """Remove the local checkpoints of jobs that failed for good (never finished, long untouched)."""
