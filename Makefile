@@ -14,6 +14,8 @@ PROBLEMS    ?= 4
 TESTS       ?= 16
 SAMPLES     ?= 8
 TEMPERATURE ?= 0.2
+# HumanEval problems measured before and after the iteration (0 = all 164).
+EVAL_PROBLEMS ?= 40
 
 .PHONY: help venv system-deps proto lint typecheck test test-fast run up down status clean
 
@@ -63,7 +65,7 @@ test-fast: venv system-deps
 run: venv system-deps
 	$(BIN)/ucoder up
 	$(BIN)/ucoder iterate --problems $(PROBLEMS) --tests $(TESTS) --samples $(SAMPLES) \
-		--temperature $(TEMPERATURE) --max-tokens 160; \
+		--temperature $(TEMPERATURE) --max-tokens 160 --eval-problems $(EVAL_PROBLEMS); \
 		status=$$?; $(BIN)/ucoder down; exit $$status
 
 up: venv system-deps

@@ -76,3 +76,23 @@ async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
     connected = await Bus.connect(nats_server.url, name="ucoder-test")
     yield connected
     await connected.close()
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` run the CUDA paths; without a CUDA device they are skipped, saying why."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items or _cuda_available():
+        return
+    skip = pytest.mark.skip(
+        reason="no CUDA device here (torch.cuda.is_available() is False); runs on a GPU machine"
+    )
+    for item in gpu_items:
+        item.add_marker(skip)

@@ -29,6 +29,7 @@ import grpc
 from google.protobuf import json_format
 from rich.console import Console
 from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ucoder_cli import render
 from ucoder_common import localstack
@@ -297,6 +298,10 @@ def _spec(args: argparse.Namespace) -> orchestrator_pb2.IterationSpec:
         signature_mode=SIGNATURE_MODES.get(args.signature_mode or "", common_pb2.SIGNATURE_MODE_UNSPECIFIED),
         model=args.model or "",
         train_epochs=args.epochs,
+        evaluation=orchestrator_pb2.EvalSpec(problems=args.eval_problems, samples=args.eval_samples),
+        skip_evaluation=args.no_eval,
+        iterations=args.iterations,
+        patience=args.patience,
     )
 
 
@@ -313,21 +318,74 @@ def cmd_iterate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _watch_and_report(client: Client, iteration_id: str, console: Console) -> int:
-    try:
-        final = watch_iteration(client, iteration_id, console)
-    except KeyboardInterrupt:
-        raise CliError(
-            f"stopped watching; iteration {iteration_id} keeps running "
-            f"(`ucoder watch {iteration_id}` resumes, `ucoder cancel {iteration_id}` stops it)",
-            code=130,
-        ) from None
-    console.print(render.result_table(final))
-    return _iteration_exit(final)
+    """Watch an iteration and, when it belongs to a run, the run's following iterations."""
+    while True:
+        try:
+            final = watch_iteration(client, iteration_id, console)
+        except KeyboardInterrupt:
+            raise CliError(
+                f"stopped watching; iteration {iteration_id} keeps running "
+                f"(`ucoder watch {iteration_id}` resumes, `ucoder cancel {iteration_id}` stops it)",
+                code=130,
+            ) from None
+        console.print(render.result_table(final))
+        code = _iteration_exit(final)
+        if code or not final.next_iteration_id:
+            return code
+        iteration_id = final.next_iteration_id
+        console.print(
+            f"run {final.run_id or final.iteration_id}: iteration [bold]{iteration_id}[/bold] follows"
+        )
 
 
 def cmd_watch(args: argparse.Namespace, console: Console) -> int:
     with Client(orchestrator_address(args)) as client:
         return _watch_and_report(client, args.iteration_id, console)
+
+
+def cmd_eval(args: argparse.Namespace, console: Console) -> int:
+    spec = orchestrator_pb2.EvalSpec(
+        problems=args.problems,
+        samples=args.samples,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        ks=args.k or [],
+    )
+    request = orchestrator_pb2.EvaluateRequest(spec=spec)
+    if args.version is not None:
+        request.model_version = args.version
+    result: orchestrator_pb2.EvalResult | None = None
+    progress = Progress(
+        TextColumn("HumanEval {task.fields[version]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with (
+        Client(orchestrator_address(args)) as client,
+        progress if console.is_terminal else contextlib.nullcontext(),
+    ):
+        task = progress.add_task("eval", total=None, version="")
+        try:
+            for update in client.stub.Evaluate(request):
+                progress.update(
+                    task,
+                    completed=update.done,
+                    total=update.total or None,
+                    version=f"v{update.model_version}",
+                )
+                if update.HasField("result"):
+                    result = update.result
+        except grpc.RpcError as exc:
+            raise _grpc_error(exc, client.address) from None
+    if result is None:
+        raise CliError("the orchestrator ended the evaluation without a result")
+    if args.json:
+        sys.stdout.write(json_format.MessageToJson(result, preserving_proto_field_name=True) + "\n")
+    else:
+        console.print(render.eval_table(result))
+    return 0
 
 
 def cmd_get(args: argparse.Namespace, console: Console) -> int:
@@ -505,8 +563,41 @@ def build_parser() -> argparse.ArgumentParser:
     it.add_argument("--signature-mode", choices=sorted(SIGNATURE_MODES), help="execution signature")
     it.add_argument("--model", metavar="DIR", help="base model the sampler serves")
     it.add_argument("--epochs", type=int, default=0, metavar="N", help="training epochs (0 = 1)")
+    it.add_argument(
+        "--iterations", type=int, default=1, metavar="N", help="iterations in this run (default 1)"
+    )
+    it.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop the run after N iterations in a row without a better HumanEval pass@1 (0 = 2)",
+    )
+    it.add_argument(
+        "--eval-problems",
+        type=int,
+        default=0,
+        metavar="N",
+        help="HumanEval problems measured after each iteration (0 = all 164)",
+    )
+    it.add_argument(
+        "--eval-samples", type=int, default=0, metavar="N", help="completions per problem (0 = 1)"
+    )
+    it.add_argument("--no-eval", action="store_true", help="skip the HumanEval step (no early stopping)")
     it.add_argument("--no-watch", action="store_true", help="print the id and return at once")
     remote(it)
+
+    ev = add("eval", cmd_eval, "measure a model version's HumanEval pass@k (generation via the sampler)")
+    ev.add_argument(
+        "--version", type=int, metavar="N", help="registry version (default: the current one; 0 = base)"
+    )
+    ev.add_argument("--problems", type=int, default=0, metavar="N", help="evenly spaced subset (0 = all 164)")
+    ev.add_argument("--samples", type=int, default=0, metavar="N", help="completions per problem (0 = 1)")
+    ev.add_argument("--temperature", type=float, default=0.0, metavar="F", help="0 = greedy (default)")
+    ev.add_argument("--max-tokens", type=int, default=0, metavar="N", help="per completion (0 = 384)")
+    ev.add_argument("--k", type=int, action="append", metavar="K", help="also report pass@K (repeatable)")
+    ev.add_argument("--json", action="store_true", help="print the EvalResult message as JSON")
+    remote(ev)
 
     get = add("get", cmd_get, "show one iteration")
     get.add_argument("iteration_id")

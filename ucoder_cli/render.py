@@ -31,6 +31,7 @@ PIPELINE_STAGES: tuple[int, ...] = (
     orchestrator_pb2.STAGE_EXECUTION,
     orchestrator_pb2.STAGE_CLUSTERING,
     orchestrator_pb2.STAGE_TRAINING,
+    orchestrator_pb2.STAGE_EVALUATION,
 )
 TERMINAL_PHASES = frozenset(
     {
@@ -127,6 +128,13 @@ def result_table(it: Iteration, now_ms: int | None = None) -> Table:
     if it.HasField("model_version_out") and it.model_version_out.train_examples:
         out = it.model_version_out
         table.add_row("training", f"{out.train_examples} examples, loss {out.train_loss:.4f}")
+    for field, label in (("eval_in", "HumanEval in"), ("eval_out", "HumanEval out")):
+        if it.HasField(field):
+            table.add_row(label, eval_text(getattr(it, field)))
+    if it.run_decision:
+        table.add_row(
+            "run", f"iteration {max(it.run_index, 1)} of {max(it.spec.iterations, 1)}: {it.run_decision}"
+        )
     stats = _stats_by_stage(it)
     for stage in PIPELINE_STAGES:
         row = stats.get(stage)
@@ -138,6 +146,33 @@ def result_table(it: Iteration, now_ms: int | None = None) -> Table:
         table.add_row("time total", format_duration(it.finished_unix_ms - it.created_unix_ms))
     if it.error:
         table.add_row("error", f"[red]{it.error}[/red]")
+    return table
+
+
+def eval_text(result: orchestrator_pb2.EvalResult) -> str:
+    """ "v1: pass@1 6.1% (164 problems x 1, 1m 12s)"; other ks follow pass@1."""
+    scores = ", ".join(f"pass@{k} {result.pass_at_k[k]:.1%}" for k in sorted(result.pass_at_k) if k != 1)
+    per = result.num_samples // result.num_problems if result.num_problems else 0
+    text = (
+        f"v{result.model_version}: pass@1 {result.pass_at_1:.1%}"
+        + (f", {scores}" if scores else "")
+        + f" ({result.num_problems} problems x {per}, {format_duration(result.seconds * 1000)})"
+    )
+    return text
+
+
+def eval_table(result: orchestrator_pb2.EvalResult) -> Table:
+    """An Evaluate result: pass@k per k, sizes and time."""
+    table = Table(title=f"HumanEval - model v{result.model_version}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for k in sorted(result.pass_at_k):
+        table.add_row(f"pass@{k}", f"{result.pass_at_k[k]:.2%}")
+    table.add_row("problems", str(result.num_problems))
+    table.add_row("samples", str(result.num_samples))
+    spec = result.spec
+    table.add_row("sampling", f"temperature {spec.temperature:g}, max_tokens {spec.max_tokens}")
+    table.add_row("time", format_duration(result.seconds * 1000))
     return table
 
 
@@ -153,7 +188,17 @@ def _kept(it: Iteration) -> int:
 def iterations_table(iterations: Sequence[Iteration]) -> Table:
     """One row per iteration, newest first."""
     table = Table(title="iterations")
-    for col in ("id", "phase", "stage", "created", "problems", "selected", "model in", "adapter out"):
+    for col in (
+        "id",
+        "phase",
+        "stage",
+        "created",
+        "problems",
+        "selected",
+        "model in",
+        "adapter out",
+        "pass@1",
+    ):
         table.add_column(col)
     for it in sorted(iterations, key=lambda i: i.created_unix_ms, reverse=True):
         table.add_row(
@@ -165,8 +210,15 @@ def iterations_table(iterations: Sequence[Iteration]) -> Table:
             str(it.selected),
             f"v{it.model_version_in}",
             adapter_text(it),
+            _pass_at_1_text(it),
         )
     return table
+
+
+def _pass_at_1_text(it: Iteration) -> str:
+    """ "3.0% -> 4.3%" (in -> out), or whichever was measured, or "-"."""
+    parts = [f"{getattr(it, f).pass_at_1:.1%}" for f in ("eval_in", "eval_out") if it.HasField(f)]
+    return " -> ".join(parts) or "-"
 
 
 def spec_line(spec: orchestrator_pb2.IterationSpec) -> str:
@@ -182,6 +234,13 @@ def spec_line(spec: orchestrator_pb2.IterationSpec) -> str:
         f"signature={signature_mode_name(spec.signature_mode)}",
         f"epochs={spec.train_epochs}",
     ]
+    if spec.iterations > 1:
+        parts.append(f"iterations={spec.iterations} patience={spec.patience}")
+    if spec.skip_evaluation:
+        parts.append("evaluation=off")
+    else:
+        ev = spec.evaluation
+        parts.append(f"eval=humaneval:{ev.problems or 'all'}x{ev.samples or 1}")
     if spec.model:
         parts.append(f"model={spec.model}")
     return " ".join(parts)

@@ -2,8 +2,10 @@
 
 Version 0 is the base model. The trainer registers version N+1 after training on data
 sampled from version N: the adapter directory goes to the Object Store as a tar archive
-(`adapters/v<N>.tar`), its ModelVersion to the KV bucket under `v<N>`, and `current`
-points at the newest version.
+(`adapters/v<N>.tar`), its ModelVersion to the KV bucket under `v<N>`; `latest` holds the
+highest version ever registered (new versions are numbered after it) and `current` the version
+new iterations start from: the newest, until a run with early stopping keeps an earlier, better
+one (`set_current`).
 """
 
 from __future__ import annotations
@@ -56,9 +58,33 @@ async def get_version(bus: Bus, version: int) -> common_pb2.ModelVersion | None:
 
 
 async def current_version(bus: Bus) -> common_pb2.ModelVersion | None:
-    """The newest registered version, or None when only the base model exists."""
+    """The version new iterations start from (the newest, unless a run kept an earlier best), or
+    None when only the base model exists."""
     raw = await kv_get(bus.kv(subjects.MODELS_BUCKET), subjects.CURRENT_MODEL_KEY)
     return None if raw is None else common_pb2.ModelVersion.FromString(raw)
+
+
+async def latest_version_number(bus: Bus) -> int:
+    """The highest version ever registered (0 when none): new versions are numbered after it."""
+    kv = bus.kv(subjects.MODELS_BUCKET)
+    raw = await kv_get(kv, subjects.LATEST_MODEL_KEY)
+    if raw is not None:
+        return common_pb2.ModelVersion.FromString(raw).version
+    current = await current_version(bus)  # registries written before the latest key existed
+    return current.version if current is not None else 0
+
+
+async def set_current(bus: Bus, version: int, base_model: str = "") -> common_pb2.ModelVersion:
+    """Make a registered version (or the base model, 0) the one new iterations start from."""
+    if version == 0:
+        entry = common_pb2.ModelVersion(version=0, base_model=base_model)
+    else:
+        found = await get_version(bus, version)
+        if found is None:
+            raise KeyError(f"model version {version} is not registered")
+        entry = found
+    await bus.kv(subjects.MODELS_BUCKET).put(subjects.CURRENT_MODEL_KEY, entry.SerializeToString())
+    return entry
 
 
 async def register_adapter(
@@ -71,8 +97,7 @@ async def register_adapter(
     train_loss: float,
 ) -> common_pb2.ModelVersion:
     """Store the adapter and make it the next (current) version."""
-    current = await current_version(bus)
-    version = (current.version if current is not None else 0) + 1
+    version = await latest_version_number(bus) + 1
     name = adapter_object_name(version)
     await bus.objects.put(name, pack_dir(adapter_dir))
     entry = common_pb2.ModelVersion(
@@ -86,6 +111,7 @@ async def register_adapter(
     )
     kv = bus.kv(subjects.MODELS_BUCKET)
     await kv.put(subjects.model_key(version), entry.SerializeToString())
+    await kv.put(subjects.LATEST_MODEL_KEY, entry.SerializeToString())
     await kv.put(subjects.CURRENT_MODEL_KEY, entry.SerializeToString())
     return entry
 

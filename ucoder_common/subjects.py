@@ -20,9 +20,13 @@ ARTIFACTS_BUCKET = "ucoder_artifacts"
 
 # Core NATS request/reply: generations for problemgen and testsynth (queue group "sampler").
 SAMPLER_GENERATE = "ucoder.rpc.sampler.generate"
+# Core NATS request/reply: ExecuteRequest -> ExecuteResponse, e.g. HumanEval checks (queue group
+# "executor"); the error field says why a request was refused.
+EXECUTOR_EXECUTE = "ucoder.rpc.executor.execute"
 
 # Registry keys in MODELS_BUCKET.
 CURRENT_MODEL_KEY = "current"
+LATEST_MODEL_KEY = "latest"
 
 
 def work_subject(stage: str) -> str:

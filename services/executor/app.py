@@ -1,20 +1,30 @@
-"""Executor service: runs every candidate on every test input in the sandbox pool."""
+"""Executor service: runs every candidate on every test input in the sandbox pool.
+
+Serves ExecuteRequests three ways: the `executor` JetStream work queue (iterations), gRPC Execute,
+and core NATS request/reply on `ucoder.rpc.executor.execute` (queue group "executor", so replicas
+share the requests; HumanEval evaluation uses it through ucoder_common.executor_client).
+"""
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import logging
 import os
 import time
 from dataclasses import dataclass
 
 import grpc
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.executor.sandbox import Backend, SandboxError, SandboxPool, TestOutcome, outcome_passed
+from ucoder_common import subjects
 from ucoder_common.bus import Bus, Retry, stage_worker
 from ucoder_common.config import ConfigError, ServiceConfig, setting
-from ucoder_common.errors import InvalidArgument, rpc
+from ucoder_common.errors import InvalidArgument, ServiceError, rpc
 from ucoder_common.pb import common_pb2, executor_pb2, executor_pb2_grpc
 from ucoder_common.service import GrpcBinding, ServiceParts
 
@@ -52,6 +62,11 @@ CANDIDATE_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
 BUSY = Gauge("ucoder_executor_busy_jobs", "Execute jobs (problems) running now.")
+NATS_REQUESTS = Counter(
+    "ucoder_executor_nats_requests",
+    "Execute requests answered over NATS request/reply, by outcome (ok, invalid, retry, error).",
+    ["outcome"],
+)
 
 KINDS = {
     "returned": common_pb2.OUTCOME_KIND_RETURNED,
@@ -193,6 +208,8 @@ class Executor:
             candidate_timeout_s=cfg.timeout_per_candidate_s,
             on_events=record_sandbox_events,
         )
+        self._subscription: Subscription | None = None
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if self.cfg.backend == Backend.PROCESS:
@@ -255,6 +272,63 @@ class Executor:
             backend=self.cfg.backend,
         )
 
+    async def answer(self, data: bytes) -> executor_pb2.ExecuteResponse:
+        """The response to one serialized ExecuteRequest from NATS: never raises; a request that
+        cannot be run gets ``error`` set to ``"<ErrorType>: <message>"`` (InvalidArgument messages
+        start with the field name, as over gRPC; ``Retry:`` means a transient failure)."""
+        try:
+            request = executor_pb2.ExecuteRequest.FromString(data)
+            response = await self.execute(request)
+        except InvalidArgument as exc:
+            NATS_REQUESTS.labels(outcome="invalid").inc()
+            return executor_pb2.ExecuteResponse(error=f"{type(exc).__name__}: {exc}")
+        except Retry as exc:
+            NATS_REQUESTS.labels(outcome="retry").inc()
+            log.warning("execute request failed, the caller may retry: %s", exc)
+            return executor_pb2.ExecuteResponse(error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            NATS_REQUESTS.labels(outcome="error").inc()
+            if not isinstance(exc, ServiceError):
+                log.exception("execute request failed")
+            return executor_pb2.ExecuteResponse(error=f"{type(exc).__name__}: {exc}")
+        NATS_REQUESTS.labels(outcome="ok").inc()
+        return response
+
+    async def subscribe(self, nc: NatsClient) -> None:
+        """Answer ExecuteRequests on NATS (queue group "executor": replicas share them), each
+        concurrently; the sandbox pool queues their candidates."""
+
+        async def answer(msg: Msg) -> None:
+            response = await self.answer(msg.data)
+            try:
+                await msg.respond(response.SerializeToString())
+            except Exception:
+                log.exception("could not send an execute response")
+
+        async def on_message(msg: Msg) -> None:
+            task = asyncio.create_task(answer(msg))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+        self._subscription = await nc.subscribe(subjects.EXECUTOR_EXECUTE, queue="executor", cb=on_message)
+
+    async def close(self) -> None:
+        """Stop taking NATS requests (the ones already delivered are still answered), give those
+        in flight the shutdown grace, then close the sandbox pool."""
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            try:
+                await subscription.drain()  # type: ignore[no-untyped-call]
+            except Exception:
+                log.exception("could not unsubscribe from %s", subjects.EXECUTOR_EXECUTE)
+        if self._answering:
+            await asyncio.wait(set(self._answering), timeout=self.cfg.shutdown_grace_s)
+        for task in set(self._answering):
+            task.cancel()
+        if self._answering:
+            await asyncio.gather(*self._answering, return_exceptions=True)
+        await self.pool.close()
+
 
 class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
     def __init__(self, executor: Executor) -> None:
@@ -283,6 +357,9 @@ async def build(cfg: ExecutorConfig, bus: Bus) -> ServiceParts:
         ExecutorServicer(executor),
         "ucoder.v1.ExecutorService",
     )
-    return ServiceParts(
-        bindings=[binding], workers=[worker], ready=executor.start, close=[executor.pool.close]
-    )
+
+    async def ready() -> None:
+        await executor.start()
+        await executor.subscribe(bus.nc)
+
+    return ServiceParts(bindings=[binding], workers=[worker], ready=ready, close=[executor.close])

@@ -25,10 +25,11 @@ from nats.js.errors import NoKeysError
 from prometheus_client import Counter, Gauge
 
 from services.orchestrator import core
-from ucoder_common import registry, subjects
+from ucoder_common import eval_run, registry, subjects
 from ucoder_common.bus import Bus, JetStreamWorker, Reject, kv_get
 from ucoder_common.config import ServiceConfig, setting
-from ucoder_common.errors import FailedPrecondition, InvalidArgument, NotFound, rpc
+from ucoder_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, rpc
+from ucoder_common.executor_client import ExecutorUnavailable
 from ucoder_common.pb import (
     clusterer_pb2,
     executor_pb2,
@@ -52,6 +53,15 @@ TESTS = Counter("ucoder_orchestrator_tests", "Test inputs kept for problems.")
 CANDIDATES = Counter("ucoder_orchestrator_candidates", "Candidates sampled for problems.")
 EXECUTIONS = Counter("ucoder_orchestrator_executions", "Test executions (candidate x test) recorded.")
 SELECTED = Counter("ucoder_orchestrator_selected", "Problems whose consensus solution was selected.")
+EVAL_PASS_AT_1 = Gauge(
+    "ucoder_eval_pass_at_1", "HumanEval pass@1 of a model version, as last measured.", ["model_version"]
+)
+EVAL_RUN_INDEX = Gauge("ucoder_eval_run_index", "Iteration number within its run of the last evaluation.")
+EVALUATIONS = Counter(
+    "ucoder_evaluations", "HumanEval evaluations of model versions, by outcome.", ["outcome"]
+)
+
+EVAL_RETRY_S = 10.0  # between tries of an evaluation whose services are unavailable
 
 RESULT_TYPES: dict[str, type[Message]] = {
     "problemgen": problemgen_pb2.GenerateProblemsResponse,
@@ -77,6 +87,8 @@ class OrchestratorConfig(ServiceConfig):
     model: str = setting("", "The base model directory the sampler serves (empty = the default model).")
     timeout_per_test_s: float = setting(2.0, "Wall-clock limit per test execution.")
     memory_limit_mb: int = setting(512, "Memory limit per candidate process.")
+    eval_concurrency: int = setting(16, "HumanEval problems generated and checked at once in an evaluation.")
+    eval_generate_timeout_s: float = setting(900.0, "Longest wait for one HumanEval generation.")
 
 
 def iteration_key(iteration_id: str) -> str:
@@ -93,6 +105,7 @@ class Orchestrator:
         self.bus = bus
         self.kv = bus.kv(subjects.ITERATIONS_BUCKET)
         self.lock = asyncio.Lock()  # state changes happen one at a time
+        self._evaluations: dict[str, asyncio.Task[None]] = {}  # iteration id -> its evaluation stage
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -210,6 +223,9 @@ class Orchestrator:
                 ),
             )
             return
+        if core.evaluation_pending(it):
+            self._start_evaluation(it.iteration_id)
+            return
         problems = await self.problems(it)
         for ps in problems:
             await self.dispatch_problem(it, ps)
@@ -227,11 +243,7 @@ class Orchestrator:
         examples = core.training_examples(problems)
         if not examples:
             # Nothing to train on is a result, not a failure: the training stage stays empty.
-            await self.finish(
-                it,
-                orchestrator_pb2.ITERATION_PHASE_COMPLETED,
-                "no problem reached consensus: nothing to train on",
-            )
+            await self.after_training(it, "no problem reached consensus: nothing to train on")
             return
         if training.total == 0:
             training.total = 1
@@ -297,6 +309,9 @@ class Orchestrator:
                     f"iteration {iteration_id} already ended ({core.phase_name(it.phase)})"
                 )
             await self.finish(it, orchestrator_pb2.ITERATION_PHASE_CANCELLED, "cancelled by request")
+            task = self._evaluations.pop(iteration_id, None)
+            if task is not None:
+                task.cancel()
             return it
 
     async def watch(self, iteration_id: str) -> AsyncIterator[orchestrator_pb2.ProgressEvent]:
@@ -446,20 +461,259 @@ class Orchestrator:
             core.mark_progress(it, orchestrator_pb2.STAGE_TRAINING, failed=1)
             await self.finish(it, orchestrator_pb2.ITERATION_PHASE_FAILED, f"training: {response.error}")
             return
+        if core.stats(it, orchestrator_pb2.STAGE_TRAINING).done:
+            return  # already applied (a redelivered answer)
         it.model_version_out.CopyFrom(response.model_version)
         core.mark_progress(it, orchestrator_pb2.STAGE_TRAINING, done=1)
-        await self.finish(
-            it,
-            orchestrator_pb2.ITERATION_PHASE_COMPLETED,
-            f"adapter v{response.model_version.version} trained (loss {response.final_loss:.3f})",
+        await self.after_training(
+            it, f"adapter v{response.model_version.version} trained (loss {response.final_loss:.3f})"
         )
+
+    # --- evaluation and runs -----------------------------------------------------------------
+
+    async def after_training(self, it: orchestrator_pb2.Iteration, message: str) -> None:
+        """Evaluate what needs measuring, then conclude the iteration (called under the lock)."""
+        todo = core.versions_to_evaluate(it)
+        if not todo:
+            await self.save(it)
+            await self.conclude(it, message)
+            return
+        entry = core.stats(it, orchestrator_pb2.STAGE_EVALUATION)
+        entry.total = len(todo) * it.spec.evaluation.problems
+        entry.started_unix_ms = core.now_ms()
+        await self.save(it)
+        versions = ", ".join(f"v{version}" for _, version in todo)
+        await self.emit(
+            it, orchestrator_pb2.STAGE_EVALUATION, f"{message}; evaluating {versions} on HumanEval"
+        )
+        self._start_evaluation(it.iteration_id)
+
+    def _start_evaluation(self, iteration_id: str) -> None:
+        task = self._evaluations.get(iteration_id)
+        if task is not None and not task.done():
+            return
+        task = asyncio.create_task(self._evaluate(iteration_id))
+        self._evaluations[iteration_id] = task
+        task.add_done_callback(lambda _: self._evaluations.pop(iteration_id, None))
+
+    async def _evaluate(self, iteration_id: str) -> None:
+        """The evaluation stage of an iteration: measure each version, then conclude.
+
+        Runs outside the lock (minutes); every result is saved as it arrives, so a restarted
+        orchestrator re-measures at most the version it was busy with.
+        """
+        try:
+            while True:
+                it = await self.load(iteration_id)
+                if it is None or it.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING:
+                    return
+                todo = core.versions_to_evaluate(it)
+                if not todo:
+                    break
+                field, version = todo[0]
+                measured_before = core.stats(it, orchestrator_pb2.STAGE_EVALUATION).done
+
+                async def progress(done: int, total: int, base: int = measured_before) -> None:
+                    async with self.lock:
+                        current = await self.load(iteration_id)
+                        if current is None or current.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING:
+                            return
+                        core.stats(current, orchestrator_pb2.STAGE_EVALUATION).done = base + done
+                        await self.save(current)
+                        await self.emit(current, orchestrator_pb2.STAGE_EVALUATION)
+
+                result = await self._evaluate_patiently(version, it.spec.evaluation, progress)
+                async with self.lock:
+                    it = await self.load(iteration_id)
+                    if it is None or it.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING:
+                        return
+                    getattr(it, field).CopyFrom(result)
+                    EVAL_RUN_INDEX.set(max(it.run_index, 1))
+                    await self.save(it)
+                    await self.emit(
+                        it, orchestrator_pb2.STAGE_EVALUATION, f"v{version}: pass@1 {result.pass_at_1:.1%}"
+                    )
+            async with self.lock:
+                it = await self.load(iteration_id)
+                if it is None or it.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING:
+                    return
+                entry = core.stats(it, orchestrator_pb2.STAGE_EVALUATION)
+                entry.done = entry.total
+                entry.finished_unix_ms = entry.finished_unix_ms or core.now_ms()
+                await self.conclude(it, "evaluated")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("evaluation failed", extra={"iteration_id": iteration_id})
+            async with self.lock:
+                it = await self.load(iteration_id)
+                if it is not None and it.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING:
+                    core.mark_progress(it, orchestrator_pb2.STAGE_EVALUATION, failed=1)
+                    await self.finish(
+                        it,
+                        orchestrator_pb2.ITERATION_PHASE_FAILED,
+                        f"evaluation: {type(exc).__name__}: {exc}",
+                    )
+
+    async def _evaluate_patiently(
+        self,
+        version: int,
+        spec: orchestrator_pb2.EvalSpec,
+        on_progress: eval_run.ProgressCallback,
+    ) -> orchestrator_pb2.EvalResult:
+        """evaluate_version, waiting out a sampler or executor that is (re)starting, up to
+        eval_generate_timeout_s; an iteration should survive a service restart."""
+        deadline = asyncio.get_running_loop().time() + self.cfg.eval_generate_timeout_s
+        while True:
+            try:
+                return await self.evaluate_version(version, spec, on_progress)
+            except Unavailable as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.warning("evaluation waits for the services", extra={"error": str(exc)})
+                await asyncio.sleep(EVAL_RETRY_S)
+
+    async def evaluate_version(
+        self,
+        version: int,
+        spec: orchestrator_pb2.EvalSpec,
+        on_progress: eval_run.ProgressCallback | None = None,
+    ) -> orchestrator_pb2.EvalResult:
+        """HumanEval pass@k of one version (``spec`` already validated), through sampler and executor."""
+        settings = eval_run.EvalSettings(
+            problems=spec.problems,
+            samples=spec.samples,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+            ks=tuple(spec.ks),
+            concurrency=self.cfg.eval_concurrency,
+        )
+        try:
+            measured = await eval_run.evaluate_model(
+                self.bus.nc,
+                version,
+                settings,
+                on_progress=on_progress,
+                generate_timeout_s=self.cfg.eval_generate_timeout_s,
+            )
+        except (eval_run.SamplerUnavailable, ExecutorUnavailable) as exc:
+            EVALUATIONS.labels(outcome="unavailable").inc()
+            raise Unavailable(f"evaluation of v{version}: {exc}") from exc
+        except Exception:
+            EVALUATIONS.labels(outcome="error").inc()
+            raise
+        EVALUATIONS.labels(outcome="ok").inc()
+        report = measured.report
+        result = core.eval_result(
+            version, spec, dict(report.pass_at_k), report.num_problems, report.num_samples, measured.seconds
+        )
+        EVAL_PASS_AT_1.labels(model_version=str(version)).set(result.pass_at_1)
+        log.info(
+            "evaluated",
+            extra={
+                "model_version": version,
+                "pass_at_1": result.pass_at_1,
+                "seconds": round(measured.seconds, 1),
+            },
+        )
+        return result
+
+    async def conclude(self, it: orchestrator_pb2.Iteration, message: str) -> None:
+        """End a trained (or untrained) and measured iteration: early stopping decides what follows."""
+        decision = core.run_decision(it)
+        it.best_version = decision.best_version
+        it.best_pass_at_1 = decision.best_pass_at_1
+        it.stale_iterations = decision.stale_iterations
+        it.run_decision = decision.message
+        if decision.continue_run:
+            # Recorded before the end event, so a watcher following the run never misses the next one.
+            it.next_iteration_id = core.new_iteration_id()
+        else:
+            await self._keep_best(it, decision.best_version)
+        await self.finish(it, orchestrator_pb2.ITERATION_PHASE_COMPLETED, f"{message}; {decision.message}")
+        if decision.continue_run:
+            await self._start_next(it)
+
+    async def _keep_best(self, it: orchestrator_pb2.Iteration, best: int) -> None:
+        current = await registry.current_version(self.bus)
+        if (current.version if current else 0) != best:
+            await registry.set_current(self.bus, best, base_model=it.spec.model)
+            log.info("kept the run's best version", extra={"iteration_id": it.iteration_id, "version": best})
+
+    async def _start_next(self, previous: orchestrator_pb2.Iteration) -> None:
+        """Start the run's next iteration (idempotent: does nothing when it exists)."""
+        if await self.load(previous.next_iteration_id) is not None:
+            return
+        current = await registry.current_version(self.bus)
+        it = core.new_iteration(
+            previous.next_iteration_id, previous.spec, current.version if current else 0, previous
+        )
+        await self.save(it)
+        RUNNING.inc()
+        await self.emit(
+            it,
+            orchestrator_pb2.STAGE_PROBLEMS,
+            f"iteration {it.run_index} of {it.spec.iterations} started (run {it.run_id})",
+        )
+        log.info("run continues", extra={"iteration_id": it.iteration_id, "run_id": it.run_id})
+        await self.dispatch(it)
+
+    async def evaluate(
+        self, request: orchestrator_pb2.EvaluateRequest
+    ) -> AsyncIterator[orchestrator_pb2.EvaluateProgress]:
+        """The Evaluate RPC: progress messages, then the result (nothing is persisted)."""
+        spec = core.validate_eval_spec(request.spec, "spec")
+        if request.HasField("model_version"):
+            version = request.model_version
+            if version < 0:
+                raise InvalidArgument(f"model_version: must be >= 0, got {version}")
+            if version > 0 and await registry.get_version(self.bus, version) is None:
+                raise NotFound(f"model_version: version {version} is not registered")
+        else:
+            current = await registry.current_version(self.bus)
+            version = current.version if current else 0
+        updates: asyncio.Queue[orchestrator_pb2.EvaluateProgress] = asyncio.Queue()
+
+        async def progress(done: int, total: int) -> None:
+            updates.put_nowait(
+                orchestrator_pb2.EvaluateProgress(model_version=version, done=done, total=total)
+            )
+
+        task = asyncio.create_task(self.evaluate_version(version, spec, progress))
+        try:
+            yield orchestrator_pb2.EvaluateProgress(model_version=version, done=0, total=spec.problems)
+            while not task.done() or not updates.empty():
+                getter = asyncio.ensure_future(updates.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            result = task.result()
+            yield orchestrator_pb2.EvaluateProgress(
+                model_version=version, done=result.num_problems, total=result.num_problems, result=result
+            )
+        finally:
+            if not task.done():
+                task.cancel()
 
     async def recover(self) -> None:
         """Re-dispatch every running iteration from its saved state (after a restart)."""
-        running = [
-            it for it in await self.list_iterations() if it.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING
-        ]
+        iterations = await self.list_iterations()
+        running = [it for it in iterations if it.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING]
         RUNNING.set(len(running))
+        known = {it.iteration_id for it in iterations}
+        for it in iterations:
+            if (
+                it.phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED
+                and it.next_iteration_id not in known | {""}
+            ):
+                # Ended, but the orchestrator stopped before starting the run's next iteration.
+                log.info(
+                    "continuing a run", extra={"iteration_id": it.next_iteration_id, "run_id": it.run_id}
+                )
+                async with self.lock:
+                    await self._start_next(it)
         for it in running:
             log.info("resuming iteration", extra={"iteration_id": it.iteration_id})
             async with self.lock:
@@ -518,6 +772,13 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     ) -> AsyncIterator[orchestrator_pb2.ProgressEvent]:
         async for event in self.orchestrator.watch(request.iteration_id):
             yield event
+
+    @rpc
+    async def Evaluate(
+        self, request: orchestrator_pb2.EvaluateRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[orchestrator_pb2.EvaluateProgress]:
+        async for progress in self.orchestrator.evaluate(request):
+            yield progress
 
     @rpc
     async def CancelIteration(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ucoder_common.errors import InvalidArgument
@@ -23,8 +24,9 @@ STAGES: tuple[int, ...] = (
     orchestrator_pb2.STAGE_EXECUTION,
     orchestrator_pb2.STAGE_CLUSTERING,
     orchestrator_pb2.STAGE_TRAINING,
+    orchestrator_pb2.STAGE_EVALUATION,
 )
-# Stages every problem goes through, in order (training is per iteration).
+# Stages every problem goes through, in order (training and evaluation are per iteration).
 PROBLEM_STAGES: tuple[int, ...] = STAGES[1:5]
 TERMINAL_PHASES = frozenset(
     {
@@ -40,6 +42,11 @@ DEFAULT_TAU = 2
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_EPOCHS = 1
+DEFAULT_PATIENCE = 2
+MAX_ITERATIONS = 100
+HUMANEVAL_PROBLEMS = 164
+DEFAULT_EVAL_MAX_TOKENS = 384
+MAX_EVAL_SAMPLES = 1024
 
 
 def stage_name(stage: int) -> str:
@@ -94,8 +101,18 @@ def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> or
                 f"spec.model: the stack serves {served_model}; "
                 f"start it with --model {spec.model} to use another model"
             )
+    if not 0 <= spec.iterations <= MAX_ITERATIONS:
+        raise InvalidArgument(f"spec.iterations: must be in [0, {MAX_ITERATIONS}], got {spec.iterations}")
+    if not 0 <= spec.patience <= MAX_ITERATIONS:
+        raise InvalidArgument(f"spec.patience: must be in [0, {MAX_ITERATIONS}], got {spec.patience}")
     filled = orchestrator_pb2.IterationSpec()
     filled.CopyFrom(spec)
+    if spec.skip_evaluation:
+        filled.ClearField("evaluation")
+    else:
+        filled.evaluation.CopyFrom(validate_eval_spec(spec.evaluation, "spec.evaluation"))
+    filled.iterations = spec.iterations or 1
+    filled.patience = spec.patience or DEFAULT_PATIENCE
     filled.rho = spec.rho or DEFAULT_RHO
     filled.tau = spec.tau or DEFAULT_TAU
     filled.temperature = spec.temperature or DEFAULT_TEMPERATURE
@@ -106,9 +123,58 @@ def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> or
     return filled
 
 
+def validate_eval_spec(spec: orchestrator_pb2.EvalSpec, field: str) -> orchestrator_pb2.EvalSpec:
+    """Check an EvalSpec and fill in defaults; ``field`` names it in errors (``spec.evaluation``)."""
+    if not 0 <= spec.problems <= HUMANEVAL_PROBLEMS:
+        raise InvalidArgument(f"{field}.problems: must be in [0, {HUMANEVAL_PROBLEMS}], got {spec.problems}")
+    if not 0 <= spec.samples <= MAX_EVAL_SAMPLES:
+        raise InvalidArgument(f"{field}.samples: must be in [0, {MAX_EVAL_SAMPLES}], got {spec.samples}")
+    if math.isnan(spec.temperature) or not 0.0 <= spec.temperature <= 2.0:
+        raise InvalidArgument(f"{field}.temperature: must be in [0, 2], got {spec.temperature}")
+    if not 0 <= spec.max_tokens <= 4096:
+        raise InvalidArgument(f"{field}.max_tokens: must be in [0, 4096], got {spec.max_tokens}")
+    samples = spec.samples or 1
+    for k in spec.ks:
+        if not 1 <= k <= samples:
+            raise InvalidArgument(f"{field}.ks: every k must be in [1, samples={samples}], got {k}")
+    if samples > 1 and spec.temperature == 0.0:
+        raise InvalidArgument(f"{field}.temperature: {samples} greedy samples would all be the same; set > 0")
+    return orchestrator_pb2.EvalSpec(
+        problems=spec.problems or HUMANEVAL_PROBLEMS,
+        samples=samples,
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens or DEFAULT_EVAL_MAX_TOKENS,
+        ks=sorted({1, *spec.ks}),
+    )
+
+
+def eval_result(
+    version: int,
+    spec: orchestrator_pb2.EvalSpec,
+    pass_at_k: dict[int, float],
+    problems: int,
+    samples: int,
+    seconds: float,
+) -> orchestrator_pb2.EvalResult:
+    return orchestrator_pb2.EvalResult(
+        model_version=version,
+        pass_at_1=pass_at_k.get(1, 0.0),
+        pass_at_k=pass_at_k,
+        num_problems=problems,
+        num_samples=samples,
+        seconds=seconds,
+        finished_unix_ms=now_ms(),
+        spec=spec,
+    )
+
+
 def new_iteration(
-    iteration_id: str, spec: orchestrator_pb2.IterationSpec, model_version: int
+    iteration_id: str,
+    spec: orchestrator_pb2.IterationSpec,
+    model_version: int,
+    previous: orchestrator_pb2.Iteration | None = None,
 ) -> orchestrator_pb2.Iteration:
+    """A running iteration; ``previous`` is the iteration of the same run it continues."""
     it = orchestrator_pb2.Iteration(
         iteration_id=iteration_id,
         spec=spec,
@@ -116,7 +182,23 @@ def new_iteration(
         stage=orchestrator_pb2.STAGE_PROBLEMS,
         model_version_in=model_version,
         created_unix_ms=now_ms(),
+        run_id=iteration_id,
+        run_index=1,
+        best_version=model_version,
     )
+    if previous is not None:
+        it.run_id = previous.run_id or previous.iteration_id
+        it.run_index = max(previous.run_index, 1) + 1
+        # Carried in; run_decision() replaces them once this iteration is measured.
+        it.best_version = previous.best_version
+        it.best_pass_at_1 = previous.best_pass_at_1
+        it.stale_iterations = previous.stale_iterations
+        # The version this one starts from was measured by the previous iteration: reuse that.
+        for name in ("eval_out", "eval_in"):
+            measured: orchestrator_pb2.EvalResult = getattr(previous, name)
+            if previous.HasField(name) and measured.model_version == model_version:
+                it.eval_in.CopyFrom(measured)
+                break
     for stage in STAGES:
         it.stages.add(stage=stage)
     stats(it, orchestrator_pb2.STAGE_PROBLEMS).total = 1
@@ -125,7 +207,10 @@ def new_iteration(
 
 
 def stats(it: orchestrator_pb2.Iteration, stage: int) -> orchestrator_pb2.StageStats:
-    return it.stages[STAGES.index(stage)]
+    index = STAGES.index(stage)
+    while len(it.stages) <= index:  # iterations saved before a stage existed
+        it.stages.add(stage=STAGES[len(it.stages)])
+    return it.stages[index]
 
 
 def mark_started(it: orchestrator_pb2.Iteration, stage: int | None) -> None:
@@ -165,6 +250,8 @@ def problem_finished(ps: orchestrator_pb2.ProblemState) -> bool:
 
 def current_stage(it: orchestrator_pb2.Iteration) -> int:
     """The earliest stage with unfinished work (what a progress display highlights)."""
+    if evaluation_pending(it):
+        return orchestrator_pb2.STAGE_EVALUATION  # the training stage stays empty when nothing was selected
     for entry in it.stages:
         if entry.total == 0 or entry.done + entry.failed < entry.total:
             return int(entry.stage)
@@ -211,3 +298,87 @@ def event(it: orchestrator_pb2.Iteration, stage: int, message: str = "") -> orch
         phase=it.phase,
         message=message,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation and early stopping
+
+
+def evaluates(it: orchestrator_pb2.Iteration) -> bool:
+    return not it.spec.skip_evaluation
+
+
+def versions_to_evaluate(it: orchestrator_pb2.Iteration) -> list[tuple[str, int]]:
+    """(field, version) pairs the evaluation stage still has to measure, in order."""
+    if not evaluates(it):
+        return []
+    todo = []
+    if not it.HasField("eval_in"):
+        todo.append(("eval_in", it.model_version_in))
+    if it.HasField("model_version_out") and not it.HasField("eval_out"):
+        todo.append(("eval_out", it.model_version_out.version))
+    return todo
+
+
+def evaluation_pending(it: orchestrator_pb2.Iteration) -> bool:
+    """The evaluation stage started and has not finished (what a restarted orchestrator resumes)."""
+    entry = stats(it, orchestrator_pb2.STAGE_EVALUATION)
+    return (
+        it.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING
+        and entry.total > 0
+        and not entry.finished_unix_ms
+    )
+
+
+@dataclass(frozen=True)
+class RunDecision:
+    best_version: int
+    best_pass_at_1: float
+    stale_iterations: int
+    continue_run: bool
+    message: str
+
+
+def run_decision(it: orchestrator_pb2.Iteration) -> RunDecision:
+    """After an iteration: the run's best version so far, and whether another iteration follows.
+
+    With evaluation, a version is better only with a strictly higher pass@1 than the best so far
+    (the first iteration's best is its input version, measured by eval_in); an iteration that
+    trains nothing or does not improve counts as stale, and the run stops after ``patience``
+    stale iterations in a row or after ``iterations``. Without evaluation, the newest trained
+    version counts as the best and only an iteration that trains nothing is stale.
+    """
+    spec = it.spec
+    trained = it.HasField("model_version_out")
+    if it.run_index <= 1:
+        best_version, stale = it.model_version_in, 0
+        best_pass = it.eval_in.pass_at_1 if it.HasField("eval_in") else 0.0
+    else:
+        best_version, best_pass, stale = it.best_version, it.best_pass_at_1, it.stale_iterations
+    if trained and evaluates(it):
+        improved = it.eval_out.pass_at_1 > best_pass
+        outcome = (
+            f"pass@1 {it.eval_out.pass_at_1:.1%} (v{it.model_version_out.version}) "
+            f"{'beats' if improved else 'does not beat'} the best {best_pass:.1%} (v{best_version})"
+        )
+    elif trained:
+        improved, outcome = True, f"trained v{it.model_version_out.version} (not evaluated)"
+    else:
+        improved, outcome = False, "nothing trained"
+    if improved:
+        best_version, stale = it.model_version_out.version, 0
+        best_pass = it.eval_out.pass_at_1 if evaluates(it) else 0.0
+    else:
+        stale += 1
+    iterations = max(spec.iterations, 1)
+    patience = spec.patience or DEFAULT_PATIENCE
+    run_index = max(it.run_index, 1)
+    if run_index >= iterations:
+        more, verdict = False, f"run done after {run_index} iteration(s)"
+    elif stale >= patience:
+        more, verdict = False, f"stopped early: no improvement in {stale} iteration(s) (patience {patience})"
+    else:
+        more, verdict = True, f"continuing with iteration {run_index + 1} of {iterations}"
+    if not more:
+        verdict += f"; keeping v{best_version}"
+    return RunDecision(best_version, best_pass, stale, more, f"{outcome}; {verdict}")

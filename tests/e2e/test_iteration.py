@@ -7,6 +7,7 @@ from the test, as the CLI does it. Takes several minutes on two cores.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -71,8 +72,14 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
 ) -> None:
     # Low temperature so that candidates of the weak default model agree often enough to
     # select something; the pipeline is the same at any temperature.
+    # The HumanEval step is exercised by the follow-up run below.
     spec = orchestrator_pb2.IterationSpec(
-        num_problems=6, tests_per_problem=8, samples_per_problem=6, temperature=0.2, max_tokens=160
+        num_problems=6,
+        tests_per_problem=8,
+        samples_per_problem=6,
+        temperature=0.2,
+        max_tokens=160,
+        skip_evaluation=True,
     )
     trained: orchestrator_pb2.Iteration | None = None
     for _ in range(3):  # a weak model may reach no consensus in one small iteration
@@ -124,6 +131,9 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
             # sampled to show the new version in use.
             *("--problems", "2", "--tests", "4", "--samples", "2", "--max-tokens", "96"),
             *("--temperature", "0.2"),
+            # A run of up to two iterations that stops at the first one without a better
+            # HumanEval pass@1, measured on 6 problems.
+            *("--iterations", "2", "--patience", "1", "--eval-problems", "6"),
         ],
         capture_output=True,
         text=True,
@@ -131,19 +141,63 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
     )
     print(cli.stdout)
     assert cli.returncode == 0, cli.stdout + cli.stderr
-    for label in ("problems", "tests", "candidates", "executions", "selected", "adapter"):
+    for label in ("problems", "tests", "candidates", "executions", "selected", "adapter", "humaneval in"):
         assert label in cli.stdout.lower(), label
-    newest = orchestrator.ListIterations(orchestrator_pb2.ListIterationsRequest()).iterations[-1]
-    follow = orchestrator.GetIteration(
-        orchestrator_pb2.GetIterationRequest(iteration_id=newest.iteration_id, include_problems=True)
+    listed = orchestrator.ListIterations(orchestrator_pb2.ListIterationsRequest()).iterations
+    run = sorted(
+        (i for i in listed if i.created_unix_ms > trained.created_unix_ms), key=lambda i: i.run_index
     )
-    assert follow.iteration_id != trained.iteration_id
+    _check_run(run, stack[1].nats_url)
+    assert all(i.iteration_id in cli.stdout for i in run)
+    follow = orchestrator.GetIteration(
+        orchestrator_pb2.GetIterationRequest(iteration_id=run[0].iteration_id, include_problems=True)
+    )
     assert follow.phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED, follow.error
-    assert newest.iteration_id in cli.stdout
     assert follow.model_version_in == version.version
     sampled = [p for p in follow.problems if p.candidates]
     assert sampled, follow.error or "the follow-up iteration sampled no candidates"
     assert all(p.sampler_adapter == f"ucoder-v{version.version}" for p in sampled)
+
+
+def _check_run(run: list[orchestrator_pb2.Iteration], nats_url: str) -> None:
+    """A run of iterations: chained, each measured on HumanEval, stopped by its own rule, and the
+    registry left at the run's best version."""
+    assert 1 <= len(run) <= 2, [i.iteration_id for i in run]
+    assert [i.run_index for i in run] == list(range(1, len(run) + 1))
+    assert {i.run_id for i in run} == {run[0].iteration_id}
+    for it, following in itertools.pairwise(run):
+        assert it.next_iteration_id == following.iteration_id
+        assert following.eval_in.model_version == following.model_version_in
+    assert not run[-1].next_iteration_id
+    for it in run:
+        assert it.phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED, it.error
+        assert it.eval_in.num_problems == 6 and it.eval_in.num_samples == 6
+        assert 0.0 <= it.eval_in.pass_at_1 <= 1.0 and it.eval_in.model_version == it.model_version_in
+        assert it.HasField("eval_out") == it.HasField("model_version_out")
+        assert it.run_decision
+    first = run[0]
+    # The first iteration continues the run exactly when it trained a version that beat its input.
+    improved = first.HasField("eval_out") and first.eval_out.pass_at_1 > first.eval_in.pass_at_1
+    assert (len(run) == 2) == improved, first.run_decision
+    last = run[-1]
+    best = {i.model_version_in: i.eval_in.pass_at_1 for i in run}
+    best.update({i.model_version_out.version: i.eval_out.pass_at_1 for i in run if i.HasField("eval_out")})
+    assert last.best_pass_at_1 == max(best.values())
+    assert best[last.best_version] == last.best_pass_at_1
+
+    import asyncio
+
+    from ucoder_common.bus import Bus, kv_get
+
+    async def current() -> int:
+        bus = await Bus.connect(nats_url, name="e2e-run-check")
+        try:
+            raw = await kv_get(bus.kv(subjects.MODELS_BUCKET), subjects.CURRENT_MODEL_KEY)
+            return common_pb2.ModelVersion.FromString(raw).version if raw else 0
+        finally:
+            await bus.close()
+
+    assert asyncio.run(current()) == last.best_version, last.run_decision
 
 
 def _check_stores(nats_url: str, it: orchestrator_pb2.Iteration, version: common_pb2.ModelVersion) -> None:

@@ -192,6 +192,31 @@ def test_invalid_spec_is_one_line_naming_the_field(
     assert "started" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--samples", "-1"), "ucoder: spec.samples: must be in [0, 1024], got -1"),
+        (("--problems", "200"), "ucoder: spec.problems: must be in [0, 164], got 200"),
+        (("--samples", "3", "--temperature", "0.5", "--k", "5"), "ucoder: spec.ks: every k must be"),
+        (("--version", "42"), "ucoder: model_version: version 42 is not registered"),
+    ],
+)
+def test_invalid_eval_is_one_line_naming_the_field(
+    orchestrator_home: Path, flags: tuple[str, ...], message: str
+) -> None:
+    result = ucoder(orchestrator_home, "eval", *flags)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert one_line_error(result).startswith(message)
+
+
+def test_eval_without_a_sampler_is_unavailable(orchestrator_home: Path) -> None:
+    # Only nats-server and the orchestrator run: no sampler answers the generation requests.
+    result = ucoder(orchestrator_home, "eval", "--problems", "2")
+    assert result.returncode != 0, result.stdout + result.stderr
+    error = one_line_error(result)
+    assert "evaluation of v0" in error and "sampler" in error.lower(), error
+
+
 def test_unknown_iteration_is_not_found(orchestrator_home: Path) -> None:
     address = orchestrator_address(orchestrator_home)
     # NOT_FOUND (like INVALID_ARGUMENT) is shown as the server's message alone.

@@ -56,6 +56,46 @@ def test_invalid_spec_is_rejected_naming_the_field(
     assert (caught.value.details() or "").startswith(field)
 
 
+def test_invalid_evaluation_is_rejected_naming_the_field(
+    stub: orchestrator_pb2_grpc.OrchestratorServiceStub,
+) -> None:
+    bad = spec(evaluation=orchestrator_pb2.EvalSpec(problems=500))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.StartIteration(orchestrator_pb2.StartIterationRequest(spec=bad))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (caught.value.details() or "").startswith("spec.evaluation.problems")
+    for request, code, field in (
+        (
+            orchestrator_pb2.EvaluateRequest(spec={"samples": -1}),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "spec.samples",
+        ),
+        (
+            orchestrator_pb2.EvaluateRequest(model_version=-3),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "model_version",
+        ),
+        (orchestrator_pb2.EvaluateRequest(model_version=7), grpc.StatusCode.NOT_FOUND, "model_version"),
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            list(stub.Evaluate(request, timeout=30))
+        assert caught.value.code() == code, request
+        assert (caught.value.details() or "").startswith(field), caught.value.details()
+
+
+def test_evaluate_without_a_sampler_is_unavailable(
+    stub: orchestrator_pb2_grpc.OrchestratorServiceStub,
+) -> None:
+    # Only the orchestrator runs; the stream first reports the planned size, then fails.
+    stream = stub.Evaluate(orchestrator_pb2.EvaluateRequest(spec={"problems": 3}), timeout=120)
+    first = next(stream)
+    assert (first.model_version, first.done, first.total) == (0, 0, 3)
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stream)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "sampler" in (caught.value.details() or "").lower()
+
+
 def test_model_directory_without_config_is_rejected(
     stub: orchestrator_pb2_grpc.OrchestratorServiceStub, tmp_path: Path
 ) -> None:

@@ -101,3 +101,156 @@ def test_iteration_ids_are_unique_and_usable_as_keys() -> None:
     ids = {core.new_iteration_id() for _ in range(50)}
     assert len(ids) == 50
     assert all(ch.isalnum() or ch == "-" for i in ids for ch in i)
+
+
+# --- evaluation and runs ---------------------------------------------------------------------
+
+
+def test_eval_spec_defaults_and_ks() -> None:
+    filled = core.validate_spec(spec(), "")
+    assert filled.evaluation.problems == 164
+    assert filled.evaluation.samples == 1
+    assert filled.evaluation.temperature == 0.0
+    assert filled.evaluation.max_tokens == 384
+    assert list(filled.evaluation.ks) == [1]
+    assert filled.iterations == 1 and filled.patience == 2
+    custom = orchestrator_pb2.EvalSpec(problems=10, samples=5, temperature=0.8, ks=[5, 2, 2])
+    assert list(core.validate_eval_spec(custom, "spec").ks) == [1, 2, 5]
+    skipped = core.validate_spec(spec(skip_evaluation=True, evaluation={"problems": -4}), "")
+    assert not skipped.HasField("evaluation")  # nothing to validate when evaluation is off
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"problems": 165}, "spec.evaluation.problems: must be in [0, 164]"),
+        ({"problems": -1}, "spec.evaluation.problems"),
+        ({"samples": -1}, "spec.evaluation.samples"),
+        ({"temperature": float("nan")}, "spec.evaluation.temperature"),
+        ({"max_tokens": 5000}, "spec.evaluation.max_tokens"),
+        (
+            {"samples": 4, "temperature": 0.5, "ks": [5]},
+            "spec.evaluation.ks: every k must be in [1, samples=4]",
+        ),
+        ({"samples": 4}, "spec.evaluation.temperature: 4 greedy samples"),
+    ],
+)
+def test_invalid_eval_fields_are_named(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidArgument, match="^" + message.replace("[", r"\[").replace("(", r"\(")):
+        core.validate_spec(spec(evaluation=orchestrator_pb2.EvalSpec(**fields)), "")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "name"), [({"iterations": -1}, "spec.iterations"), ({"patience": 101}, "spec.patience")]
+)
+def test_invalid_run_fields_are_named(fields: dict[str, object], name: str) -> None:
+    with pytest.raises(InvalidArgument, match="^" + name):
+        core.validate_spec(spec(**fields), "")
+
+
+def measured(version: int, pass_at_1: float) -> orchestrator_pb2.EvalResult:
+    return core.eval_result(
+        version, orchestrator_pb2.EvalSpec(problems=4, samples=1), {1: pass_at_1}, 4, 4, 1.0
+    )
+
+
+def finished_iteration(
+    *,
+    version_in: int = 0,
+    out: float | None,
+    pass_in: float | None = 0.25,
+    previous: orchestrator_pb2.Iteration | None = None,
+    **spec_fields: object,
+) -> orchestrator_pb2.Iteration:
+    """An iteration after training (out=None: nothing trained) and evaluation."""
+    it = core.new_iteration(
+        f"it-{version_in}", core.validate_spec(spec(**spec_fields), ""), version_in, previous
+    )
+    if pass_in is not None and not it.HasField("eval_in"):
+        it.eval_in.CopyFrom(measured(version_in, pass_in))
+    if out is not None:
+        it.model_version_out.version = version_in + 1
+        it.eval_out.CopyFrom(measured(version_in + 1, out))
+    return it
+
+
+def test_what_the_evaluation_stage_measures() -> None:
+    it = core.new_iteration("it-1", core.validate_spec(spec(), ""), 2)
+    assert core.versions_to_evaluate(it) == [("eval_in", 2)]
+    it.model_version_out.version = 3
+    assert core.versions_to_evaluate(it) == [("eval_in", 2), ("eval_out", 3)]
+    it.eval_in.CopyFrom(measured(2, 0.1))
+    assert core.versions_to_evaluate(it) == [("eval_out", 3)]
+    it.eval_out.CopyFrom(measured(3, 0.1))
+    assert core.versions_to_evaluate(it) == []
+    off = core.new_iteration("it-2", core.validate_spec(spec(skip_evaluation=True), ""), 2)
+    assert core.versions_to_evaluate(off) == []
+    assert not core.evaluation_pending(it)
+    core.stats(it, orchestrator_pb2.STAGE_EVALUATION).total = 8
+    assert core.evaluation_pending(it) and core.current_stage(it) == orchestrator_pb2.STAGE_EVALUATION
+    core.stats(it, orchestrator_pb2.STAGE_EVALUATION).finished_unix_ms = 1
+    assert not core.evaluation_pending(it)
+
+
+def test_old_iterations_without_the_evaluation_stage_get_it() -> None:
+    it = core.new_iteration("it-1", core.validate_spec(spec(), ""), 0)
+    del it.stages[-1]
+    assert core.stats(it, orchestrator_pb2.STAGE_EVALUATION).total == 0
+    assert [s.stage for s in it.stages] == list(core.STAGES)
+
+
+def test_single_iteration_that_improves_keeps_its_version() -> None:
+    decision = core.run_decision(finished_iteration(out=0.5))
+    assert (decision.best_version, decision.best_pass_at_1, decision.stale_iterations) == (1, 0.5, 0)
+    assert not decision.continue_run
+    assert "beats" in decision.message and "keeping v1" in decision.message
+
+
+def test_single_iteration_that_gets_worse_keeps_the_input_version() -> None:
+    decision = core.run_decision(finished_iteration(out=0.2))
+    assert (decision.best_version, decision.best_pass_at_1, decision.stale_iterations) == (0, 0.25, 1)
+    assert "does not beat" in decision.message and "keeping v0" in decision.message
+
+
+def test_equal_pass_at_1_is_no_improvement() -> None:
+    assert core.run_decision(finished_iteration(out=0.25)).best_version == 0
+
+
+def test_run_continues_until_patience_runs_out() -> None:
+    first = finished_iteration(out=0.5, iterations=5, patience=2)
+    d1 = core.run_decision(first)
+    assert d1.continue_run and d1.best_version == 1
+    first.best_version, first.best_pass_at_1, first.stale_iterations = d1.best_version, d1.best_pass_at_1, 0
+    second = finished_iteration(version_in=1, out=0.4, pass_in=None, previous=first, iterations=5, patience=2)
+    assert second.run_index == 2 and second.run_id == first.iteration_id
+    assert second.eval_in.model_version == 1 and second.eval_in.pass_at_1 == 0.5  # reused, not re-measured
+    d2 = core.run_decision(second)
+    assert d2.continue_run and (d2.best_version, d2.stale_iterations) == (1, 1)
+    second.best_version, second.best_pass_at_1, second.stale_iterations = (
+        d2.best_version,
+        d2.best_pass_at_1,
+        1,
+    )
+    third = finished_iteration(version_in=2, out=None, pass_in=0.4, previous=second, iterations=5, patience=2)
+    d3 = core.run_decision(third)
+    assert not d3.continue_run and d3.stale_iterations == 2
+    assert "stopped early" in d3.message and "keeping v1" in d3.message
+
+
+def test_run_stops_after_its_iterations() -> None:
+    first = finished_iteration(out=0.5, iterations=2, patience=5)
+    d1 = core.run_decision(first)
+    first.best_version, first.best_pass_at_1 = d1.best_version, d1.best_pass_at_1
+    second = finished_iteration(version_in=1, out=0.6, pass_in=None, previous=first, iterations=2, patience=5)
+    d2 = core.run_decision(second)
+    assert not d2.continue_run and d2.best_version == 2 and "run done after 2" in d2.message
+
+
+def test_without_evaluation_the_newest_version_counts() -> None:
+    trained = finished_iteration(out=None, pass_in=None, iterations=3, skip_evaluation=True)
+    trained.model_version_out.version = 1
+    decision = core.run_decision(trained)
+    assert decision.continue_run and decision.best_version == 1
+    untrained = finished_iteration(out=None, pass_in=None, iterations=3, patience=1, skip_evaluation=True)
+    decision = core.run_decision(untrained)
+    assert not decision.continue_run and decision.best_version == 0 and "nothing trained" in decision.message

@@ -17,6 +17,7 @@ class Stage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STAGE_EXECUTION: _ClassVar[Stage]
     STAGE_CLUSTERING: _ClassVar[Stage]
     STAGE_TRAINING: _ClassVar[Stage]
+    STAGE_EVALUATION: _ClassVar[Stage]
 
 class IterationPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,6 +33,7 @@ STAGE_SAMPLING: Stage
 STAGE_EXECUTION: Stage
 STAGE_CLUSTERING: Stage
 STAGE_TRAINING: Stage
+STAGE_EVALUATION: Stage
 ITERATION_PHASE_UNSPECIFIED: IterationPhase
 ITERATION_PHASE_RUNNING: IterationPhase
 ITERATION_PHASE_COMPLETED: IterationPhase
@@ -39,7 +41,7 @@ ITERATION_PHASE_FAILED: IterationPhase
 ITERATION_PHASE_CANCELLED: IterationPhase
 
 class IterationSpec(_message.Message):
-    __slots__ = ("num_problems", "tests_per_problem", "samples_per_problem", "rho", "tau", "temperature", "max_tokens", "signature_mode", "model", "train_epochs")
+    __slots__ = ("num_problems", "tests_per_problem", "samples_per_problem", "rho", "tau", "temperature", "max_tokens", "signature_mode", "model", "train_epochs", "evaluation", "skip_evaluation", "iterations", "patience")
     NUM_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     TESTS_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +52,10 @@ class IterationSpec(_message.Message):
     SIGNATURE_MODE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TRAIN_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    SKIP_EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    PATIENCE_FIELD_NUMBER: _ClassVar[int]
     num_problems: int
     tests_per_problem: int
     samples_per_problem: int
@@ -60,7 +66,52 @@ class IterationSpec(_message.Message):
     signature_mode: _common_pb2.SignatureMode
     model: str
     train_epochs: int
-    def __init__(self, num_problems: _Optional[int] = ..., tests_per_problem: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., model: _Optional[str] = ..., train_epochs: _Optional[int] = ...) -> None: ...
+    evaluation: EvalSpec
+    skip_evaluation: bool
+    iterations: int
+    patience: int
+    def __init__(self, num_problems: _Optional[int] = ..., tests_per_problem: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., model: _Optional[str] = ..., train_epochs: _Optional[int] = ..., evaluation: _Optional[_Union[EvalSpec, _Mapping]] = ..., skip_evaluation: _Optional[bool] = ..., iterations: _Optional[int] = ..., patience: _Optional[int] = ...) -> None: ...
+
+class EvalSpec(_message.Message):
+    __slots__ = ("problems", "samples", "temperature", "max_tokens", "ks")
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    KS_FIELD_NUMBER: _ClassVar[int]
+    problems: int
+    samples: int
+    temperature: float
+    max_tokens: int
+    ks: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, problems: _Optional[int] = ..., samples: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., ks: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class EvalResult(_message.Message):
+    __slots__ = ("model_version", "pass_at_1", "pass_at_k", "num_problems", "num_samples", "seconds", "finished_unix_ms", "spec")
+    class PassAtKEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: float
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PASS_AT_1_FIELD_NUMBER: _ClassVar[int]
+    PASS_AT_K_FIELD_NUMBER: _ClassVar[int]
+    NUM_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    model_version: int
+    pass_at_1: float
+    pass_at_k: _containers.ScalarMap[int, float]
+    num_problems: int
+    num_samples: int
+    seconds: float
+    finished_unix_ms: int
+    spec: EvalSpec
+    def __init__(self, model_version: _Optional[int] = ..., pass_at_1: _Optional[float] = ..., pass_at_k: _Optional[_Mapping[int, float]] = ..., num_problems: _Optional[int] = ..., num_samples: _Optional[int] = ..., seconds: _Optional[float] = ..., finished_unix_ms: _Optional[int] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ...) -> None: ...
 
 class ProblemState(_message.Message):
     __slots__ = ("problem", "stage_done", "error", "tests", "candidates", "results", "selection", "sampler_adapter")
@@ -99,7 +150,7 @@ class StageStats(_message.Message):
     def __init__(self, stage: _Optional[_Union[Stage, str]] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., failed: _Optional[int] = ..., started_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ...) -> None: ...
 
 class Iteration(_message.Message):
-    __slots__ = ("iteration_id", "spec", "phase", "stage", "model_version_in", "model_version_out", "stages", "created_unix_ms", "finished_unix_ms", "error", "problems", "problems_generated", "problems_rejected", "tests_kept", "candidates", "executions", "selected", "problem_ids")
+    __slots__ = ("iteration_id", "spec", "phase", "stage", "model_version_in", "model_version_out", "stages", "created_unix_ms", "finished_unix_ms", "error", "problems", "problems_generated", "problems_rejected", "tests_kept", "candidates", "executions", "selected", "problem_ids", "eval_in", "eval_out", "run_id", "run_index", "next_iteration_id", "best_version", "best_pass_at_1", "stale_iterations", "run_decision")
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +169,15 @@ class Iteration(_message.Message):
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     SELECTED_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    EVAL_IN_FIELD_NUMBER: _ClassVar[int]
+    EVAL_OUT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    BEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BEST_PASS_AT_1_FIELD_NUMBER: _ClassVar[int]
+    STALE_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    RUN_DECISION_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     spec: IterationSpec
     phase: IterationPhase
@@ -136,7 +196,16 @@ class Iteration(_message.Message):
     executions: int
     selected: int
     problem_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, iteration_id: _Optional[str] = ..., spec: _Optional[_Union[IterationSpec, _Mapping]] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., model_version_in: _Optional[int] = ..., model_version_out: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[ProblemState, _Mapping]]] = ..., problems_generated: _Optional[int] = ..., problems_rejected: _Optional[int] = ..., tests_kept: _Optional[int] = ..., candidates: _Optional[int] = ..., executions: _Optional[int] = ..., selected: _Optional[int] = ..., problem_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    eval_in: EvalResult
+    eval_out: EvalResult
+    run_id: str
+    run_index: int
+    next_iteration_id: str
+    best_version: int
+    best_pass_at_1: float
+    stale_iterations: int
+    run_decision: str
+    def __init__(self, iteration_id: _Optional[str] = ..., spec: _Optional[_Union[IterationSpec, _Mapping]] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., model_version_in: _Optional[int] = ..., model_version_out: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[ProblemState, _Mapping]]] = ..., problems_generated: _Optional[int] = ..., problems_rejected: _Optional[int] = ..., tests_kept: _Optional[int] = ..., candidates: _Optional[int] = ..., executions: _Optional[int] = ..., selected: _Optional[int] = ..., problem_ids: _Optional[_Iterable[str]] = ..., eval_in: _Optional[_Union[EvalResult, _Mapping]] = ..., eval_out: _Optional[_Union[EvalResult, _Mapping]] = ..., run_id: _Optional[str] = ..., run_index: _Optional[int] = ..., next_iteration_id: _Optional[str] = ..., best_version: _Optional[int] = ..., best_pass_at_1: _Optional[float] = ..., stale_iterations: _Optional[int] = ..., run_decision: _Optional[str] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
     __slots__ = ("iteration_id", "unix_ms", "stage", "done", "total", "failed", "phase", "message")
@@ -193,3 +262,23 @@ class CancelIterationRequest(_message.Message):
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     def __init__(self, iteration_id: _Optional[str] = ...) -> None: ...
+
+class EvaluateRequest(_message.Message):
+    __slots__ = ("model_version", "spec")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    model_version: int
+    spec: EvalSpec
+    def __init__(self, model_version: _Optional[int] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ...) -> None: ...
+
+class EvaluateProgress(_message.Message):
+    __slots__ = ("model_version", "done", "total", "result")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    model_version: int
+    done: int
+    total: int
+    result: EvalResult
+    def __init__(self, model_version: _Optional[int] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ...) -> None: ...

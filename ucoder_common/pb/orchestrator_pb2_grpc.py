@@ -61,6 +61,11 @@ class OrchestratorServiceStub:
                 request_serializer=ucoder_dot_v1_dot_orchestrator__pb2.CancelIterationRequest.SerializeToString,
                 response_deserializer=ucoder_dot_v1_dot_orchestrator__pb2.Iteration.FromString,
                 _registered_method=True)
+        self.Evaluate = channel.unary_stream(
+                '/ucoder.v1.OrchestratorService/Evaluate',
+                request_serializer=ucoder_dot_v1_dot_orchestrator__pb2.EvaluateRequest.SerializeToString,
+                response_deserializer=ucoder_dot_v1_dot_orchestrator__pb2.EvaluateProgress.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -99,6 +104,14 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evaluate(self, request, context):
+        """HumanEval pass@k of a model version (measurement only: HumanEval never trains).
+        Streams progress; the last message carries the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +139,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.CancelIteration,
                     request_deserializer=ucoder_dot_v1_dot_orchestrator__pb2.CancelIterationRequest.FromString,
                     response_serializer=ucoder_dot_v1_dot_orchestrator__pb2.Iteration.SerializeToString,
+            ),
+            'Evaluate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Evaluate,
+                    request_deserializer=ucoder_dot_v1_dot_orchestrator__pb2.EvaluateRequest.FromString,
+                    response_serializer=ucoder_dot_v1_dot_orchestrator__pb2.EvaluateProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +283,33 @@ class OrchestratorService:
             '/ucoder.v1.OrchestratorService/CancelIteration',
             ucoder_dot_v1_dot_orchestrator__pb2.CancelIterationRequest.SerializeToString,
             ucoder_dot_v1_dot_orchestrator__pb2.Iteration.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evaluate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ucoder.v1.OrchestratorService/Evaluate',
+            ucoder_dot_v1_dot_orchestrator__pb2.EvaluateRequest.SerializeToString,
+            ucoder_dot_v1_dot_orchestrator__pb2.EvaluateProgress.FromString,
             options,
             channel_credentials,
             insecure,
