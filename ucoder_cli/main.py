@@ -302,6 +302,9 @@ def _spec(args: argparse.Namespace) -> orchestrator_pb2.IterationSpec:
         skip_evaluation=args.no_eval,
         iterations=args.iterations,
         patience=args.patience,
+        sampling=common_pb2.SamplingPolicy(
+            mode=args.sampling or "", round_size=args.round_size, risk=args.risk
+        ),
     )
 
 
@@ -584,6 +587,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-samples", type=int, default=0, metavar="N", help="completions per problem (0 = 1)"
     )
     it.add_argument("--no-eval", action="store_true", help="skip the HumanEval step (no early stopping)")
+    it.add_argument(
+        "--sampling",
+        choices=("adaptive", "fixed"),
+        help="adaptive (default): sample in rounds, stop when more samples could not change the "
+        "consensus; fixed: always --samples per problem (the paper's rule)",
+    )
+    it.add_argument("--round-size", type=int, default=0, metavar="N", help="samples per round (0 = 16)")
+    it.add_argument(
+        "--risk",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="stop sampling when the estimated chance of a different decision is at most F (0 = 0.1)",
+    )
     it.add_argument("--no-watch", action="store_true", help="print the id and return at once")
     remote(it)
 

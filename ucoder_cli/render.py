@@ -234,6 +234,10 @@ def spec_line(spec: orchestrator_pb2.IterationSpec) -> str:
         f"signature={signature_mode_name(spec.signature_mode)}",
         f"epochs={spec.train_epochs}",
     ]
+    if spec.sampling.mode == "fixed":
+        parts.append("sampling=fixed")
+    elif spec.sampling.mode or spec.sampling.round_size:
+        parts.append(f"sampling=adaptive(round={spec.sampling.round_size or 16})")
     if spec.iterations > 1:
         parts.append(f"iterations={spec.iterations} patience={spec.patience}")
     if spec.skip_evaluation:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import grpc
 from prometheus_client import Counter, Histogram
 
-from services.clusterer import core
+from services.clusterer import adaptive, core
 from ucoder_common.bus import Bus, stage_worker
 from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import InvalidArgument, rpc
@@ -17,6 +17,11 @@ from ucoder_common.service import GrpcBinding, ServiceParts
 
 SELECTIONS = Counter(
     "ucoder_clusterer_selections", "Problems decided by the clusterer, by decision.", ["decision"]
+)
+SAMPLING_DECISIONS = Counter(
+    "ucoder_clusterer_sampling_decisions",
+    "Adaptive sampling decisions after a round, by reason (uncertain = sample another round).",
+    ["reason"],
 )
 CLUSTER_SIZE = Histogram(
     "ucoder_clusterer_selected_cluster_size",
@@ -99,20 +104,28 @@ def cluster(request: clusterer_pb2.ClusterRequest, cfg: ClustererConfig) -> clus
     for result in request.results:
         if result.candidate_id not in known:
             raise InvalidArgument(f"results: candidate_id {result.candidate_id!r} is not among candidates")
-    decision = core.select(
-        to_scored(request),
-        rho=rho,
-        tau=tau,
-        mode=MODE_NAMES[request.signature_mode],
-        reject_constant=cfg.reject_constant,
-    )
+    if request.budget < 0:
+        raise InvalidArgument(f"budget: must be >= 0, got {request.budget}")
+    policy = sampling_policy(request.sampling, request.budget) if request.budget else None
+    scored = to_scored(request)
+    mode = MODE_NAMES[request.signature_mode]
+    decision = core.select(scored, rho=rho, tau=tau, mode=mode, reject_constant=cfg.reject_constant)
+    response = clusterer_pb2.ClusterResponse(round=request.round)
+    if policy is not None:
+        state = adaptive.observe(scored, rho=rho, tau=tau, mode=mode, reject_constant=cfg.reject_constant)
+        more = adaptive.decide(policy, state)
+        response.sample_more = not more.stop
+        response.next_round = more.next_round if not more.stop else 0
+        response.sampling_reason = str(more.reason)
+        response.p_change = more.p_change
+        SAMPLING_DECISIONS.labels(reason=str(more.reason)).inc()
     SELECTIONS.labels(decision="selected" if decision.selected else "none").inc()
     if decision.cluster_size:
         CLUSTER_SIZE.observe(decision.cluster_size)
-    return clusterer_pb2.ClusterResponse(
-        iteration_id=request.iteration_id,
-        problem_id=request.problem_id,
-        selection=common_pb2.Selection(
+    response.iteration_id = request.iteration_id
+    response.problem_id = request.problem_id
+    response.selection.CopyFrom(
+        common_pb2.Selection(
             problem_id=request.problem_id,
             selected=decision.selected,
             candidate_id=decision.candidate_id,
@@ -123,8 +136,24 @@ def cluster(request: clusterer_pb2.ClusterRequest, cfg: ClustererConfig) -> clus
             execution_success=decision.execution_success,
             reason=decision.reason,
             cluster_sizes=list(decision.cluster_sizes),
-        ),
+        )
     )
+    return response
+
+
+def sampling_policy(policy: common_pb2.SamplingPolicy, budget: int) -> adaptive.AdaptivePolicy:
+    """The request's sampling policy with defaults filled in; InvalidArgument names the field."""
+    filled = adaptive.AdaptivePolicy(
+        mode=policy.mode or "adaptive",
+        round_size=policy.round_size or adaptive.AdaptivePolicy.round_size,
+        budget=budget,
+        risk=policy.risk or adaptive.AdaptivePolicy.risk,
+    )
+    try:
+        filled.validate()
+    except ValueError as exc:
+        raise InvalidArgument(f"sampling.{exc}") from None
+    return filled
 
 
 class ClustererServicer(clusterer_pb2_grpc.ClustererServiceServicer):

@@ -168,6 +168,7 @@ class Orchestrator:
         if stage is None:
             return
         spec, pid = it.spec, ps.problem.problem_id
+        key = core.job_key(ps)
         request: Message
         if stage == orchestrator_pb2.STAGE_TESTS:
             request = testsynth_pb2.SynthesizeTestsRequest(
@@ -180,7 +181,8 @@ class Orchestrator:
             request = sampler_pb2.SampleCandidatesRequest(
                 iteration_id=it.iteration_id,
                 problem=ps.problem,
-                n=spec.samples_per_problem,
+                n=core.sampling_round_size(spec, ps),
+                first_index=len(ps.candidates),
                 temperature=spec.temperature,
                 max_tokens=spec.max_tokens,
                 model_version=it.model_version_in,
@@ -190,7 +192,7 @@ class Orchestrator:
                 iteration_id=it.iteration_id,
                 problem_id=pid,
                 entry_point=ps.problem.entry_point,
-                candidates=ps.candidates,
+                candidates=core.unexecuted(ps),
                 tests=ps.tests,
                 timeout_per_test_s=self.cfg.timeout_per_test_s,
                 memory_limit_mb=self.cfg.memory_limit_mb,
@@ -204,8 +206,11 @@ class Orchestrator:
                 rho=spec.rho,
                 tau=spec.tau,
                 signature_mode=spec.signature_mode,
+                sampling=spec.sampling,
+                budget=spec.samples_per_problem,
+                round=ps.rounds,
             )
-        await self._job(SERVICE_OF_STAGE[stage], it, pid, request)
+        await self._job(SERVICE_OF_STAGE[stage], it, key, request)
 
     async def dispatch(self, it: orchestrator_pb2.Iteration) -> None:
         """Publish whatever jobs a running iteration needs, from its saved state (idempotent)."""
@@ -399,7 +404,7 @@ class Orchestrator:
         ps = await self.load_problem(it.iteration_id, problem_id)
         if ps is None:
             raise Reject(f"{service} result for an unknown problem {problem_id!r}")
-        if ps.error or ps.stage_done >= stage:
+        if ps.error or ps.stage_done >= stage or core.stale_answer(ps, response):
             await self.dispatch_problem(it, ps)  # already applied
             return
         error = getattr(response, "error", "")
@@ -407,16 +412,24 @@ class Orchestrator:
             error = self._apply(it, ps, response)
         if error:
             ps.error = f"{core.stage_name(stage)}: {error}"
-            core.fail_problem_from(it, stage)
+            # After the first round, sampling and execution were counted done already.
+            core.fail_problem_from(it, stage if ps.rounds == 0 else orchestrator_pb2.STAGE_CLUSTERING)
             PROBLEMS.labels(outcome="failed").inc()
             log.warning(
                 "problem failed",
                 extra={"iteration_id": it.iteration_id, "problem_id": problem_id, "error": ps.error},
             )
+        elif isinstance(response, clusterer_pb2.ClusterResponse) and response.sample_more:
+            # Adaptive sampling: another round before the decision is final.
+            ps.rounds += 1
+            ps.round_size = response.next_round
+            ps.stage_done = orchestrator_pb2.STAGE_TESTS
         else:
+            counted = ps.rounds == 0 or stage == orchestrator_pb2.STAGE_CLUSTERING
             ps.stage_done = stage  # type: ignore[assignment]
-            core.mark_progress(it, stage, done=1)
-            core.mark_started(it, core.next_problem_stage(stage))
+            if counted:
+                core.mark_progress(it, stage, done=1)
+                core.mark_started(it, core.next_problem_stage(stage))
         await self.save_problem(it.iteration_id, ps)
         await self.save(it)
         await self.emit(it, stage)
@@ -442,14 +455,19 @@ class Orchestrator:
             it.candidates += len(response.candidates)
             CANDIDATES.inc(len(response.candidates))
         elif isinstance(response, executor_pb2.ExecuteResponse):
-            if len(response.results) != len(ps.candidates):
-                return f"{len(response.results)} results for {len(ps.candidates)} candidates"
+            waiting = len(core.unexecuted(ps))
+            if len(response.results) != waiting:
+                return f"{len(response.results)} results for {waiting} candidates"
             ps.results.extend(response.results)
             executions = sum(len(r.outcomes) for r in response.results)
             it.executions += executions
             EXECUTIONS.inc(executions)
         elif isinstance(response, clusterer_pb2.ClusterResponse):
             ps.selection.CopyFrom(response.selection)
+            ps.sampling_reason = response.sampling_reason
+            ps.p_change = response.p_change
+            if response.sample_more:
+                return ""  # not final: counted when sampling stops
             if response.selection.selected:
                 it.selected += 1
                 SELECTED.inc()
@@ -635,10 +653,18 @@ class Orchestrator:
             await self._start_next(it)
 
     async def _keep_best(self, it: orchestrator_pb2.Iteration, best: int) -> None:
+        """Make the run's best version current (without evaluation the trainer's newest already is)."""
+        if not core.evaluates(it):
+            return
         current = await registry.current_version(self.bus)
-        if (current.version if current else 0) != best:
+        if (current.version if current else 0) == best:
+            return
+        try:
             await registry.set_current(self.bus, best, base_model=it.spec.model)
-            log.info("kept the run's best version", extra={"iteration_id": it.iteration_id, "version": best})
+        except KeyError:
+            log.error("the run's best version is not registered", extra={"version": best})
+            return
+        log.info("kept the run's best version", extra={"iteration_id": it.iteration_id, "version": best})
 
     async def _start_next(self, previous: orchestrator_pb2.Iteration) -> None:
         """Start the run's next iteration (idempotent: does nothing when it exists)."""

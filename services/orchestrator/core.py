@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ucoder_common.errors import InvalidArgument
-from ucoder_common.pb import common_pb2, orchestrator_pb2, trainer_pb2
+from ucoder_common.pb import (
+    clusterer_pb2,
+    common_pb2,
+    executor_pb2,
+    orchestrator_pb2,
+    sampler_pb2,
+    trainer_pb2,
+)
 
 Stage = orchestrator_pb2.Stage
 Phase = orchestrator_pb2.IterationPhase
@@ -43,6 +50,9 @@ DEFAULT_TEMPERATURE = 0.8
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_EPOCHS = 1
 DEFAULT_PATIENCE = 2
+SAMPLING_MODES = ("adaptive", "fixed")
+DEFAULT_ROUND_SIZE = 16
+DEFAULT_RISK = 0.1
 MAX_ITERATIONS = 100
 HUMANEVAL_PROBLEMS = 164
 DEFAULT_EVAL_MAX_TOKENS = 384
@@ -105,8 +115,21 @@ def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> or
         raise InvalidArgument(f"spec.iterations: must be in [0, {MAX_ITERATIONS}], got {spec.iterations}")
     if not 0 <= spec.patience <= MAX_ITERATIONS:
         raise InvalidArgument(f"spec.patience: must be in [0, {MAX_ITERATIONS}], got {spec.patience}")
+    sampling = spec.sampling
+    if sampling.mode and sampling.mode not in SAMPLING_MODES:
+        raise InvalidArgument(
+            f"spec.sampling.mode: must be one of {list(SAMPLING_MODES)}, got {sampling.mode!r}"
+        )
+    most = LIMITS["samples_per_problem"]
+    if not 0 <= sampling.round_size <= most:
+        raise InvalidArgument(f"spec.sampling.round_size: must be in [0, {most}], got {sampling.round_size}")
+    if math.isnan(sampling.risk) or not 0.0 <= sampling.risk < 1.0:
+        raise InvalidArgument(f"spec.sampling.risk: must be in [0, 1), got {sampling.risk}")
     filled = orchestrator_pb2.IterationSpec()
     filled.CopyFrom(spec)
+    filled.sampling.mode = sampling.mode or "adaptive"
+    filled.sampling.round_size = sampling.round_size or DEFAULT_ROUND_SIZE
+    filled.sampling.risk = sampling.risk or DEFAULT_RISK
     if spec.skip_evaluation:
         filled.ClearField("evaluation")
     else:
@@ -242,6 +265,45 @@ def next_problem_stage(stage_done: int) -> int | None:
         return orchestrator_pb2.STAGE_TESTS
     index = PROBLEM_STAGES.index(stage_done)
     return PROBLEM_STAGES[index + 1] if index + 1 < len(PROBLEM_STAGES) else None
+
+
+def sampling_round_size(spec: orchestrator_pb2.IterationSpec, ps: orchestrator_pb2.ProblemState) -> int:
+    """Candidates the next sampling job of a problem asks for.
+
+    Fixed mode: the whole budget at once. Adaptive: ``round_size`` first, then what the
+    clusterer asked for (``ps.round_size``), never past the budget.
+    """
+    budget = spec.samples_per_problem
+    left = budget - len(ps.candidates)
+    if spec.sampling.mode == "fixed":
+        return max(left, 0)
+    wanted = ps.round_size if ps.rounds else spec.sampling.round_size or DEFAULT_ROUND_SIZE
+    return max(min(wanted, left), 0)
+
+
+def job_key(ps: orchestrator_pb2.ProblemState) -> str:
+    """Deduplication key of a problem's job: the problem id, plus the round after the first."""
+    return ps.problem.problem_id if not ps.rounds else f"{ps.problem.problem_id}.r{ps.rounds}"
+
+
+def unexecuted(ps: orchestrator_pb2.ProblemState) -> list[common_pb2.Candidate]:
+    """Candidates of the current round that have no results yet (results come in candidate order)."""
+    return list(ps.candidates[len(ps.results) :])
+
+
+def stale_answer(ps: orchestrator_pb2.ProblemState, response: object) -> bool:
+    """An answer for an earlier sampling round of this problem (redelivered after it was applied)."""
+    if isinstance(response, sampler_pb2.SampleCandidatesResponse):
+        known = {c.candidate_id for c in ps.candidates}
+        return any(c.candidate_id in known for c in response.candidates)
+    if isinstance(response, executor_pb2.ExecuteResponse):
+        waiting = unexecuted(ps)
+        return bool(response.results) and (
+            not waiting or response.results[0].candidate_id != waiting[0].candidate_id
+        )
+    if isinstance(response, clusterer_pb2.ClusterResponse):
+        return response.round != ps.rounds
+    return False
 
 
 def problem_finished(ps: orchestrator_pb2.ProblemState) -> bool:

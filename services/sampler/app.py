@@ -177,6 +177,8 @@ class Sampler:
         problem = request.problem
         if not problem.prompt:
             raise InvalidArgument("problem.prompt: must not be empty")
+        if request.first_index < 0:
+            raise InvalidArgument(f"first_index: must be >= 0, got {request.first_index}")
         completions, adapter = await self.sample(
             core.candidate_prompt(problem.prompt),
             request.n,
@@ -191,7 +193,7 @@ class Sampler:
             problem_id=problem.problem_id,
             candidates=[
                 common_pb2.Candidate(
-                    candidate_id=core.candidate_id(problem.problem_id, index),
+                    candidate_id=core.candidate_id(problem.problem_id, request.first_index + index),
                     code=core.assemble_candidate(problem.prompt, c.text),
                     cumulative_logprob=c.cumulative_logprob,
                     num_tokens=c.num_tokens,

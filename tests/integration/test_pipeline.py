@@ -101,7 +101,10 @@ async def test_one_problem_fails_the_rest_completes(stack: StackInfo, bus: Bus) 
     channel = grpc.aio.insecure_channel(stack.orchestrator_address)
     stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
     spec = orchestrator_pb2.IterationSpec(
-        num_problems=2, tests_per_problem=3, samples_per_problem=len(BODIES)
+        num_problems=2,
+        tests_per_problem=3,
+        samples_per_problem=len(BODIES),
+        skip_evaluation=True,  # no sampler here to generate HumanEval completions
     )
     started = await stub.StartIteration(orchestrator_pb2.StartIterationRequest(spec=spec))
     iteration_id = started.iteration_id
@@ -192,3 +195,106 @@ async def test_one_problem_fails_the_rest_completes(stack: StackInfo, bus: Bus) 
     raw = await kv_get(bus.kv(subjects.ITERATIONS_BUCKET), f"it.{iteration_id}")
     assert raw is not None
     assert orchestrator_pb2.Iteration.FromString(raw).phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED
+
+
+async def test_adaptive_sampling_draws_rounds_until_the_consensus_is_settled(
+    stack: StackInfo, bus: Bus
+) -> None:
+    """Rounds of 4 out of a budget of 32: after every round the real executor runs only the new
+    candidates and the real clusterer decides whether to sample more; identical behaviour in
+    every round settles the decision once the warm-up (16 samples) is over."""
+    channel = grpc.aio.insecure_channel(stack.orchestrator_address)
+    stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+    spec = orchestrator_pb2.IterationSpec(
+        num_problems=1,
+        tests_per_problem=3,
+        samples_per_problem=32,
+        skip_evaluation=True,
+        sampling=common_pb2.SamplingPolicy(mode="adaptive", round_size=4),
+    )
+    started = await stub.StartIteration(orchestrator_pb2.StartIterationRequest(spec=spec))
+    iteration_id = started.iteration_id
+    await take_job(bus, "problemgen", problemgen_pb2.GenerateProblemsRequest)
+    await answer(
+        bus,
+        "problemgen",
+        problemgen_pb2.GenerateProblemsResponse(iteration_id=iteration_id, problems=[GOOD], generated=1),
+        f"{iteration_id}-all",
+    )
+    await take_job(bus, "testsynth", testsynth_pb2.SynthesizeTestsRequest)
+    tests = [
+        common_pb2.TestCase(test_id=f"t{i}", args_literal=args)
+        for i, args in enumerate(["(1, 2)", "(5, -5)", "(10, 3)"])
+    ]
+    await answer(
+        bus,
+        "testsynth",
+        testsynth_pb2.SynthesizeTestsResponse(
+            iteration_id=iteration_id, problem_id=GOOD.problem_id, tests=tests
+        ),
+        f"{iteration_id}-tests",
+    )
+
+    first_indexes = []
+    first_round: sampler_pb2.SampleCandidatesResponse | None = None
+    for round_index in range(8):
+        try:
+            sjob = await take_job(bus, "sampler", sampler_pb2.SampleCandidatesRequest, timeout_s=15)
+        except TimeoutError:
+            break
+        assert isinstance(sjob, sampler_pb2.SampleCandidatesRequest) and sjob.n == 4
+        first_indexes.append(sjob.first_index)
+        # Every candidate adds, written two ways: one behaviour.
+        bodies = ["    return a + b\n", "    return b + a\n"]
+        response = sampler_pb2.SampleCandidatesResponse(
+            iteration_id=iteration_id,
+            problem_id=GOOD.problem_id,
+            candidates=[
+                common_pb2.Candidate(
+                    candidate_id=f"p-good-c{sjob.first_index + i:04d}",
+                    code=GOOD.prompt + bodies[i % 2],
+                    cumulative_logprob=-1.0 - i,
+                    num_tokens=5,
+                )
+                for i in range(sjob.n)
+            ],
+        )
+        await answer(bus, "sampler", response, f"{iteration_id}-r{round_index}")
+        if first_round is None:
+            first_round = response
+        elif round_index == 2:
+            # The first round's answer again (as after a redelivery): recognised and ignored.
+            await answer(bus, "sampler", first_round, f"{iteration_id}-r0-again")
+
+    train = await take_job(bus, "trainer", trainer_pb2.TrainRequest, timeout_s=120)
+    assert isinstance(train, trainer_pb2.TrainRequest) and len(train.examples) == 1
+    await answer(
+        bus,
+        "trainer",
+        trainer_pb2.TrainResponse(
+            iteration_id=iteration_id, model_version=common_pb2.ModelVersion(version=7, train_examples=1)
+        ),
+        f"{iteration_id}-train",
+    )
+    events = [
+        e
+        async for e in stub.WatchIteration(orchestrator_pb2.WatchIterationRequest(iteration_id=iteration_id))
+    ]
+    assert events[-1].phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED
+    it = await stub.GetIteration(
+        orchestrator_pb2.GetIterationRequest(iteration_id=iteration_id, include_problems=True)
+    )
+    await channel.close()
+
+    (good,) = it.problems
+    # Four rounds (the warm-up of 16 samples), then the unanimous cluster settles it: half the budget.
+    assert first_indexes == [0, 4, 8, 12]
+    assert len(good.candidates) == len(good.results) == 16 == it.candidates
+    assert len({c.candidate_id for c in good.candidates}) == 16
+    assert [r.candidate_id for r in good.results] == [c.candidate_id for c in good.candidates]
+    assert good.rounds == 3 and good.sampling_reason in ("confident", "certain"), good.sampling_reason
+    assert good.selection.selected and good.selection.cluster_size == 16
+    assert it.executions == 16 * 3
+    sampling = next(s for s in it.stages if s.stage == orchestrator_pb2.STAGE_SAMPLING)
+    clustering = next(s for s in it.stages if s.stage == orchestrator_pb2.STAGE_CLUSTERING)
+    assert (sampling.done, sampling.total) == (1, 1) and (clustering.done, clustering.total) == (1, 1)

@@ -4,7 +4,7 @@ import pytest
 
 from services.orchestrator import core
 from ucoder_common.errors import InvalidArgument
-from ucoder_common.pb import common_pb2, orchestrator_pb2
+from ucoder_common.pb import clusterer_pb2, common_pb2, executor_pb2, orchestrator_pb2, sampler_pb2
 
 
 def spec(**fields: object) -> orchestrator_pb2.IterationSpec:
@@ -254,3 +254,64 @@ def test_without_evaluation_the_newest_version_counts() -> None:
     untrained = finished_iteration(out=None, pass_in=None, iterations=3, patience=1, skip_evaluation=True)
     decision = core.run_decision(untrained)
     assert not decision.continue_run and decision.best_version == 0 and "nothing trained" in decision.message
+
+
+# --- adaptive sampling -------------------------------------------------------------------------
+
+
+def problem_state(
+    candidates: int = 0, results: int = 0, rounds: int = 0, round_size: int = 0
+) -> orchestrator_pb2.ProblemState:
+    ps = orchestrator_pb2.ProblemState(
+        problem=common_pb2.Problem(problem_id="p"), rounds=rounds, round_size=round_size
+    )
+    for i in range(candidates):
+        ps.candidates.add(candidate_id=f"p-c{i:04d}")
+    for i in range(results):
+        ps.results.add(candidate_id=f"p-c{i:04d}")
+    return ps
+
+
+def test_sampling_defaults_and_validation() -> None:
+    filled = core.validate_spec(spec(), "")
+    assert (filled.sampling.mode, filled.sampling.round_size, filled.sampling.risk) == ("adaptive", 16, 0.1)
+    for fields, name in (
+        ({"mode": "greedy"}, "spec.sampling.mode"),
+        ({"round_size": -1}, "spec.sampling.round_size"),
+        ({"risk": 1.0}, "spec.sampling.risk"),
+    ):
+        with pytest.raises(InvalidArgument, match="^" + name):
+            core.validate_spec(spec(sampling=common_pb2.SamplingPolicy(**fields)), "")  # type: ignore[arg-type]
+
+
+def test_round_sizes_never_pass_the_budget() -> None:
+    adaptive = core.validate_spec(spec(samples_per_problem=40, sampling={"round_size": 16}), "")
+    assert core.sampling_round_size(adaptive, problem_state()) == 16
+    # Later rounds take what the clusterer asked for, cut to what is left of the budget.
+    assert core.sampling_round_size(adaptive, problem_state(candidates=16, rounds=1, round_size=16)) == 16
+    assert core.sampling_round_size(adaptive, problem_state(candidates=32, rounds=2, round_size=16)) == 8
+    assert core.sampling_round_size(adaptive, problem_state(candidates=40, rounds=3, round_size=16)) == 0
+    small = core.validate_spec(spec(samples_per_problem=4), "")
+    assert core.sampling_round_size(small, problem_state()) == 4
+    fixed = core.validate_spec(spec(samples_per_problem=40, sampling={"mode": "fixed"}), "")
+    assert core.sampling_round_size(fixed, problem_state()) == 40
+
+
+def test_job_keys_and_unexecuted_candidates() -> None:
+    assert core.job_key(problem_state()) == "p"
+    assert core.job_key(problem_state(rounds=2)) == "p.r2"
+    ps = problem_state(candidates=6, results=4)
+    assert [c.candidate_id for c in core.unexecuted(ps)] == ["p-c0004", "p-c0005"]
+
+
+def test_answers_of_earlier_rounds_are_stale() -> None:
+    ps = problem_state(candidates=4, results=4, rounds=1)
+    old_sample = sampler_pb2.SampleCandidatesResponse(candidates=[{"candidate_id": "p-c0000"}])
+    new_sample = sampler_pb2.SampleCandidatesResponse(candidates=[{"candidate_id": "p-c0004"}])
+    assert core.stale_answer(ps, old_sample) and not core.stale_answer(ps, new_sample)
+    ps.candidates.add(candidate_id="p-c0004")
+    old_exec = executor_pb2.ExecuteResponse(results=[{"candidate_id": "p-c0000"}])
+    new_exec = executor_pb2.ExecuteResponse(results=[{"candidate_id": "p-c0004"}])
+    assert core.stale_answer(ps, old_exec) and not core.stale_answer(ps, new_exec)
+    assert core.stale_answer(ps, clusterer_pb2.ClusterResponse(round=0))
+    assert not core.stale_answer(ps, clusterer_pb2.ClusterResponse(round=1))

@@ -139,6 +139,16 @@ class ModelVersion(_message.Message):
     train_loss: float
     def __init__(self, version: _Optional[int] = ..., base_model: _Optional[str] = ..., adapter_object: _Optional[str] = ..., iteration_id: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., train_examples: _Optional[int] = ..., train_loss: _Optional[float] = ...) -> None: ...
 
+class SamplingPolicy(_message.Message):
+    __slots__ = ("mode", "round_size", "risk")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    ROUND_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RISK_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    round_size: int
+    risk: float
+    def __init__(self, mode: _Optional[str] = ..., round_size: _Optional[int] = ..., risk: _Optional[float] = ...) -> None: ...
+
 class TrainExample(_message.Message):
     __slots__ = ("problem_id", "prompt", "completion")
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]

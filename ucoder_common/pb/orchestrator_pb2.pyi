@@ -41,7 +41,7 @@ ITERATION_PHASE_FAILED: IterationPhase
 ITERATION_PHASE_CANCELLED: IterationPhase
 
 class IterationSpec(_message.Message):
-    __slots__ = ("num_problems", "tests_per_problem", "samples_per_problem", "rho", "tau", "temperature", "max_tokens", "signature_mode", "model", "train_epochs", "evaluation", "skip_evaluation", "iterations", "patience")
+    __slots__ = ("num_problems", "tests_per_problem", "samples_per_problem", "rho", "tau", "temperature", "max_tokens", "signature_mode", "model", "train_epochs", "evaluation", "skip_evaluation", "iterations", "patience", "sampling")
     NUM_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     TESTS_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class IterationSpec(_message.Message):
     SKIP_EVALUATION_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     PATIENCE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
     num_problems: int
     tests_per_problem: int
     samples_per_problem: int
@@ -70,7 +71,8 @@ class IterationSpec(_message.Message):
     skip_evaluation: bool
     iterations: int
     patience: int
-    def __init__(self, num_problems: _Optional[int] = ..., tests_per_problem: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., model: _Optional[str] = ..., train_epochs: _Optional[int] = ..., evaluation: _Optional[_Union[EvalSpec, _Mapping]] = ..., skip_evaluation: _Optional[bool] = ..., iterations: _Optional[int] = ..., patience: _Optional[int] = ...) -> None: ...
+    sampling: _common_pb2.SamplingPolicy
+    def __init__(self, num_problems: _Optional[int] = ..., tests_per_problem: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., model: _Optional[str] = ..., train_epochs: _Optional[int] = ..., evaluation: _Optional[_Union[EvalSpec, _Mapping]] = ..., skip_evaluation: _Optional[bool] = ..., iterations: _Optional[int] = ..., patience: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingPolicy, _Mapping]] = ...) -> None: ...
 
 class EvalSpec(_message.Message):
     __slots__ = ("problems", "samples", "temperature", "max_tokens", "ks")
@@ -114,7 +116,7 @@ class EvalResult(_message.Message):
     def __init__(self, model_version: _Optional[int] = ..., pass_at_1: _Optional[float] = ..., pass_at_k: _Optional[_Mapping[int, float]] = ..., num_problems: _Optional[int] = ..., num_samples: _Optional[int] = ..., seconds: _Optional[float] = ..., finished_unix_ms: _Optional[int] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ...) -> None: ...
 
 class ProblemState(_message.Message):
-    __slots__ = ("problem", "stage_done", "error", "tests", "candidates", "results", "selection", "sampler_adapter")
+    __slots__ = ("problem", "stage_done", "error", "tests", "candidates", "results", "selection", "sampler_adapter", "rounds", "round_size", "sampling_reason", "p_change")
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     STAGE_DONE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +125,10 @@ class ProblemState(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     SELECTION_FIELD_NUMBER: _ClassVar[int]
     SAMPLER_ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    ROUND_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_REASON_FIELD_NUMBER: _ClassVar[int]
+    P_CHANGE_FIELD_NUMBER: _ClassVar[int]
     problem: _common_pb2.Problem
     stage_done: Stage
     error: str
@@ -131,7 +137,11 @@ class ProblemState(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[_common_pb2.CandidateResult]
     selection: _common_pb2.Selection
     sampler_adapter: str
-    def __init__(self, problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., stage_done: _Optional[_Union[Stage, str]] = ..., error: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[_common_pb2.CandidateResult, _Mapping]]] = ..., selection: _Optional[_Union[_common_pb2.Selection, _Mapping]] = ..., sampler_adapter: _Optional[str] = ...) -> None: ...
+    rounds: int
+    round_size: int
+    sampling_reason: str
+    p_change: float
+    def __init__(self, problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., stage_done: _Optional[_Union[Stage, str]] = ..., error: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[_common_pb2.CandidateResult, _Mapping]]] = ..., selection: _Optional[_Union[_common_pb2.Selection, _Mapping]] = ..., sampler_adapter: _Optional[str] = ..., rounds: _Optional[int] = ..., round_size: _Optional[int] = ..., sampling_reason: _Optional[str] = ..., p_change: _Optional[float] = ...) -> None: ...
 
 class StageStats(_message.Message):
     __slots__ = ("stage", "done", "total", "failed", "started_unix_ms", "finished_unix_ms")

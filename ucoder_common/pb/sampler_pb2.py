@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ucoder_common.pb import common_pb2 as ucoder_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ucoder/v1/sampler.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\"z\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x05\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\x05\"J\n\nCompletion\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x1a\n\x12\x63umulative_logprob\x18\x02 \x01(\x01\x12\x12\n\nnum_tokens\x18\x03 \x01(\x05\"z\n\x10GenerateResponse\x12*\n\x0b\x63ompletions\x18\x01 \x03(\x0b\x32\x15.ucoder.v1.Completion\x12\x15\n\rmodel_version\x18\x02 \x01(\x05\x12\x14\n\x0c\x61\x64\x61pter_name\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\x9f\x01\n\x17SampleCandidatesRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12#\n\x07problem\x18\x02 \x01(\x0b\x32\x12.ucoder.v1.Problem\x12\t\n\x01n\x18\x03 \x01(\x05\x12\x13\n\x0btemperature\x18\x04 \x01(\x01\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x15\n\rmodel_version\x18\x06 \x01(\x05\"\xaa\x01\n\x18SampleCandidatesResponse\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12(\n\ncandidates\x18\x03 \x03(\x0b\x32\x14.ucoder.v1.Candidate\x12\x15\n\rmodel_version\x18\x04 \x01(\x05\x12\x14\n\x0c\x61\x64\x61pter_name\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t2\xb2\x01\n\x0eSamplerService\x12\x43\n\x08Generate\x12\x1a.ucoder.v1.GenerateRequest\x1a\x1b.ucoder.v1.GenerateResponse\x12[\n\x10SampleCandidates\x12\".ucoder.v1.SampleCandidatesRequest\x1a#.ucoder.v1.SampleCandidatesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ucoder/v1/sampler.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\"z\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x05\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\x05\"J\n\nCompletion\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x1a\n\x12\x63umulative_logprob\x18\x02 \x01(\x01\x12\x12\n\nnum_tokens\x18\x03 \x01(\x05\"z\n\x10GenerateResponse\x12*\n\x0b\x63ompletions\x18\x01 \x03(\x0b\x32\x15.ucoder.v1.Completion\x12\x15\n\rmodel_version\x18\x02 \x01(\x05\x12\x14\n\x0c\x61\x64\x61pter_name\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\xb4\x01\n\x17SampleCandidatesRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12#\n\x07problem\x18\x02 \x01(\x0b\x32\x12.ucoder.v1.Problem\x12\t\n\x01n\x18\x03 \x01(\x05\x12\x13\n\x0btemperature\x18\x04 \x01(\x01\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x15\n\rmodel_version\x18\x06 \x01(\x05\x12\x13\n\x0b\x66irst_index\x18\x07 \x01(\x05\"\xaa\x01\n\x18SampleCandidatesResponse\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12(\n\ncandidates\x18\x03 \x03(\x0b\x32\x14.ucoder.v1.Candidate\x12\x15\n\rmodel_version\x18\x04 \x01(\x05\x12\x14\n\x0c\x61\x64\x61pter_name\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t2\xb2\x01\n\x0eSamplerService\x12\x43\n\x08Generate\x12\x1a.ucoder.v1.GenerateRequest\x1a\x1b.ucoder.v1.GenerateResponse\x12[\n\x10SampleCandidates\x12\".ucoder.v1.SampleCandidatesRequest\x1a#.ucoder.v1.SampleCandidatesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,9 +39,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATERESPONSE']._serialized_start=262
   _globals['_GENERATERESPONSE']._serialized_end=384
   _globals['_SAMPLECANDIDATESREQUEST']._serialized_start=387
-  _globals['_SAMPLECANDIDATESREQUEST']._serialized_end=546
-  _globals['_SAMPLECANDIDATESRESPONSE']._serialized_start=549
-  _globals['_SAMPLECANDIDATESRESPONSE']._serialized_end=719
-  _globals['_SAMPLERSERVICE']._serialized_start=722
-  _globals['_SAMPLERSERVICE']._serialized_end=900
+  _globals['_SAMPLECANDIDATESREQUEST']._serialized_end=567
+  _globals['_SAMPLECANDIDATESRESPONSE']._serialized_start=570
+  _globals['_SAMPLECANDIDATESRESPONSE']._serialized_end=740
+  _globals['_SAMPLERSERVICE']._serialized_start=743
+  _globals['_SAMPLERSERVICE']._serialized_end=921
 # @@protoc_insertion_point(module_scope)

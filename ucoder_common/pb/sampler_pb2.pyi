@@ -46,20 +46,22 @@ class GenerateResponse(_message.Message):
     def __init__(self, completions: _Optional[_Iterable[_Union[Completion, _Mapping]]] = ..., model_version: _Optional[int] = ..., adapter_name: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class SampleCandidatesRequest(_message.Message):
-    __slots__ = ("iteration_id", "problem", "n", "temperature", "max_tokens", "model_version")
+    __slots__ = ("iteration_id", "problem", "n", "temperature", "max_tokens", "model_version", "first_index")
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FIRST_INDEX_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     problem: _common_pb2.Problem
     n: int
     temperature: float
     max_tokens: int
     model_version: int
-    def __init__(self, iteration_id: _Optional[str] = ..., problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., n: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., model_version: _Optional[int] = ...) -> None: ...
+    first_index: int
+    def __init__(self, iteration_id: _Optional[str] = ..., problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., n: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., model_version: _Optional[int] = ..., first_index: _Optional[int] = ...) -> None: ...
 
 class SampleCandidatesResponse(_message.Message):
     __slots__ = ("iteration_id", "problem_id", "candidates", "model_version", "adapter_name", "error")
