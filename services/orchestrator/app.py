@@ -56,7 +56,6 @@ SELECTED = Counter("ucoder_orchestrator_selected", "Problems whose consensus sol
 EVAL_PASS_AT_1 = Gauge(
     "ucoder_eval_pass_at_1", "HumanEval pass@1 of a model version, as last measured.", ["model_version"]
 )
-EVAL_RUN_INDEX = Gauge("ucoder_eval_run_index", "Iteration number within its run of the last evaluation.")
 EVALUATIONS = Counter(
     "ucoder_evaluations", "HumanEval evaluations of model versions, by outcome.", ["outcome"]
 )
@@ -546,7 +545,6 @@ class Orchestrator:
                     if it is None or it.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING:
                         return
                     getattr(it, field).CopyFrom(result)
-                    EVAL_RUN_INDEX.set(max(it.run_index, 1))
                     await self.save(it)
                     await self.emit(
                         it, orchestrator_pb2.STAGE_EVALUATION, f"v{version}: pass@1 {result.pass_at_1:.1%}"

@@ -154,3 +154,41 @@ def test_completed_without_consensus_says_why_no_adapter() -> None:
     it.model_version_out.version = 2
     it.model_version_out.adapter_object = "adapters/v2.tar"
     assert adapter_text(it) == "v2 (adapters/v2.tar)"
+
+
+def _eval(version: int, pass_at_1: float, **ks: float) -> orchestrator_pb2.EvalResult:
+    scores = {1: pass_at_1, **{int(k.removeprefix("k")): v for k, v in ks.items()}}
+    return orchestrator_pb2.EvalResult(
+        model_version=version,
+        pass_at_1=pass_at_1,
+        pass_at_k=scores,
+        num_problems=164,
+        num_samples=164 * 4,
+        seconds=72.0,
+        spec=orchestrator_pb2.EvalSpec(problems=164, samples=4, temperature=0.8, max_tokens=384),
+    )
+
+
+def test_evaluation_rows_and_run_decision() -> None:
+    it = _iteration(
+        run_index=1,
+        run_decision="pass@1 4.3% (v3) beats the best 3.0% (v2); continuing with iteration 2 of 3",
+    )
+    it.eval_in.CopyFrom(_eval(2, 0.0305))
+    it.eval_out.CopyFrom(_eval(3, 0.0427))
+    it.spec.iterations = 3
+    text = render.to_text(render.result_table(it), width=200)
+    assert "v2: pass@1 3.0% (164 problems x 4" in text and "v3: pass@1 4.3%" in text
+    assert "iteration 1 of 3: pass@1 4.3% (v3) beats the best 3.0% (v2)" in text
+    listed = render.to_text(render.iterations_table([it]), width=200)
+    assert "3.0% -> 4.3%" in listed
+
+
+def test_eval_table_lists_every_k() -> None:
+    text = render.to_text(render.eval_table(_eval(5, 0.05, k4=0.125)))
+    assert "HumanEval - model v5" in text
+    assert "pass@1" in text and "5.00%" in text and "pass@4" in text and "12.50%" in text
+    assert "temperature 0.8, max_tokens 384" in text and "1m 12s" in text
+    assert render.eval_text(_eval(5, 0.05, k4=0.125)).startswith(
+        "v5: pass@1 5.0%, pass@4 12.5% (164 problems x 4"
+    )
