@@ -7,18 +7,21 @@ testsynth) and candidate solutions (gRPC SampleCandidates, and the `sampler` wor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from prometheus_client import Counter, Histogram
 
 from services.sampler import core
+from services.sampler.adapters import AdapterCache
 from services.sampler.engine import Completion, EngineConfig, SamplerEngine
+from services.sampler.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS, SAMPLES, TOKENS
 from ucoder_common import models, registry, subjects
 from ucoder_common.bus import Bus, stage_worker
 from ucoder_common.config import ConfigError, ServiceConfig, setting
@@ -27,17 +30,6 @@ from ucoder_common.pb import common_pb2, sampler_pb2, sampler_pb2_grpc
 from ucoder_common.service import GrpcBinding, ServiceParts
 
 log = logging.getLogger(__name__)
-
-REQUESTS = Counter(
-    "ucoder_sampler_requests", "Generation requests, by kind and outcome.", ["kind", "outcome"]
-)
-TOKENS = Counter("ucoder_sampler_generated_tokens", "Tokens generated.")
-SAMPLES = Counter("ucoder_sampler_samples", "Completions returned.")
-REQUEST_SECONDS = Histogram(
-    "ucoder_sampler_request_duration_seconds",
-    "Wall time of one generation request (all n samples).",
-    buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320, 640),
-)
 
 MAX_N = 1024
 MAX_TOKENS = 4096
@@ -53,7 +45,14 @@ class SamplerConfig(ServiceConfig):
         0.25, "Share of GPU memory (on CPU: of host memory) vLLM may reserve."
     )
     max_lora_rank: int = setting(16, "Largest LoRA rank an adapter may have.")
+    max_loras: int = setting(4, "Adapters vLLM keeps loaded in the engine (least recently used swapped out).")
     adapter_cache_dir: str = setting("", "Where downloaded adapters are kept; empty = <cache>/adapters.")
+    adapter_cache_size: int = setting(
+        8, "Adapters kept on local disk; beyond it the least recently used one not in use is deleted."
+    )
+    max_num_seqs: int = setting(256, "Sequences vLLM batches at once (a request with n samples counts n).")
+    enable_prefix_caching: bool = setting(True, "Reuse the KV cache of prompt prefixes seen before.")
+    engine_metrics: bool = setting(True, "Export vLLM's scheduler stats (queue, KV cache, prefix hits).")
     concurrency: int = setting(4, "Sampling jobs handled at once (vLLM batches them together).")
 
     def validate(self) -> None:
@@ -64,6 +63,25 @@ class SamplerConfig(ServiceConfig):
             raise ConfigError(f"max_model_len: must be >= 128, got {self.max_model_len}")
         if self.concurrency < 1:
             raise ConfigError(f"concurrency: must be >= 1, got {self.concurrency}")
+        if self.adapter_cache_size < 1:
+            raise ConfigError(f"adapter_cache_size: must be >= 1, got {self.adapter_cache_size}")
+        if self.max_loras < 1:
+            raise ConfigError(f"max_loras: must be >= 1, got {self.max_loras}")
+        if self.max_num_seqs < 1:
+            raise ConfigError(f"max_num_seqs: must be >= 1, got {self.max_num_seqs}")
+
+    def engine_config(self, model_dir: Path) -> EngineConfig:
+        """The vLLM engine settings of this sampler (bench.sampler builds its offline LLM from them)."""
+        return EngineConfig(
+            model=str(model_dir),
+            max_model_len=self.max_model_len,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            max_lora_rank=self.max_lora_rank,
+            max_loras=self.max_loras,
+            max_num_seqs=self.max_num_seqs,
+            enable_prefix_caching=self.enable_prefix_caching,
+            stats=self.engine_metrics,
+        )
 
 
 class Sampler:
@@ -75,35 +93,37 @@ class Sampler:
         self.adapter_root = (
             Path(cfg.adapter_cache_dir) if cfg.adapter_cache_dir else models.cache_dir() / "adapters"
         )
+        self.adapters = AdapterCache(self.adapter_root, cfg.adapter_cache_size)
+        self._starting: SamplerEngine | None = None
         self._answering: set[asyncio.Task[None]] = set()
         self._subscription: Subscription | None = None
 
     async def start(self) -> None:
         self.model_dir = await asyncio.to_thread(models.resolve_model, self.cfg.model)
-        engine = SamplerEngine(
-            EngineConfig(
-                model=str(self.model_dir),
-                max_model_len=self.cfg.max_model_len,
-                gpu_memory_utilization=self.cfg.gpu_memory_utilization,
-                max_lora_rank=self.cfg.max_lora_rank,
-            )
-        )
+        engine = SamplerEngine(self.cfg.engine_config(self.model_dir))
+        self._starting = engine  # closed on shutdown even while it loads
         await engine.start()
         self.engine = engine
-        log.info("model loaded", extra={"model": str(self.model_dir)})
+        log.info(
+            "model loaded",
+            extra={"model": str(self.model_dir), "prefix_caching": engine.prefix_caching},
+        )
 
     async def close(self) -> None:
         if self._subscription is not None:
             await self._subscription.unsubscribe()
         if self._answering:
             await asyncio.wait(self._answering, timeout=self.cfg.shutdown_grace_s)
-        if self.engine is not None:
-            await self.engine.close()
+        engine = self.engine or self._starting
+        if engine is not None:
+            await engine.close()
 
-    async def _adapter(self, version: int) -> tuple[str, int, str] | None:
-        """The LoRA of a registry version: None for the base model (version 0)."""
+    @contextlib.asynccontextmanager
+    async def _adapter(self, version: int) -> AsyncIterator[tuple[str, int, str] | None]:
+        """The LoRA of a registry version, kept on disk while the block runs: None for version 0."""
         if version == 0:
-            return None
+            yield None
+            return
         entry = await registry.get_version(self.bus, version)
         if entry is None:
             raise FailedPrecondition(f"model_version: version {version} is not registered")
@@ -112,8 +132,10 @@ class Sampler:
                 f"model_version: version {version} adapts {entry.base_model}, "
                 f"but this sampler serves {self.model_dir}"
             )
-        path = await registry.fetch_adapter(self.bus, entry, self.adapter_root)
-        return registry.adapter_name(version), version, str(path)
+        async with self.adapters.use(
+            version, lambda: registry.fetch_adapter(self.bus, entry, self.adapter_root)
+        ) as path:
+            yield registry.adapter_name(version), version, str(path)
 
     async def sample(
         self,
@@ -133,17 +155,24 @@ class Sampler:
             raise InvalidArgument(f"n: must be in 1..{MAX_N}, got {n}")
         if not 0.0 <= temperature <= 2.0:
             raise InvalidArgument(f"temperature: must be in [0, 2], got {temperature}")
+        if temperature == 0.0 and n > 1:
+            # vLLM refuses it too ("n must be 1 when using greedy sampling"), as an internal error.
+            raise InvalidArgument(f"n: must be 1 at temperature 0 (greedy sampling), got {n}")
         if not 1 <= max_tokens <= MAX_TOKENS:
             raise InvalidArgument(f"max_tokens: must be in 1..{MAX_TOKENS}, got {max_tokens}")
         if version < 0:
             raise InvalidArgument(f"model_version: must be >= 0, got {version}")
-        adapter = await self._adapter(version)
+        engine = self.engine
         started = time.monotonic()
+        IN_FLIGHT.inc()
         try:
-            completions = await self.engine.generate(prompt, n, temperature, max_tokens, stop, adapter)
+            async with self._adapter(version) as adapter:
+                completions = await engine.generate(prompt, n, temperature, max_tokens, stop, adapter)
         except Exception:
             REQUESTS.labels(kind=kind, outcome="error").inc()
             raise
+        finally:
+            IN_FLIGHT.dec()
         REQUEST_SECONDS.observe(time.monotonic() - started)
         REQUESTS.labels(kind=kind, outcome="ok").inc()
         SAMPLES.inc(len(completions))

