@@ -52,7 +52,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -160,7 +159,7 @@ class ServiceProcesses:
         self.home = home
         self.nats: subprocess.Popen[bytes] | None = None
         self.sampler: subprocess.Popen[bytes] | None = None
-        self.nats_port, self.grpc_port, self.metrics_port = _free_ports(3)
+        self.nats_port, self.grpc_port, self.metrics_port = localstack.free_ports(3)
 
     @property
     def nats_url(self) -> str:
@@ -513,17 +512,6 @@ def run_bench(
         "modes": modes,
     }
     return BenchReport(settings=settings, environment=env, modes=results)
-
-
-def _free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
 
 
 def _config_dtype(model: Path) -> Any:

@@ -276,7 +276,7 @@ def _stop_processes(procs: Sequence[ProcessInfo], grace_s: float) -> None:
     _wait_dead(live, 5.0)
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """`count` distinct free loopback ports (all held open together while picking)."""
     with contextlib.ExitStack() as stack:
         ports = []
@@ -416,7 +416,7 @@ NATS_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 
 
 def _start_nats(paths: StackPaths, env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], int, int]:
-    port, monitor = _free_ports(2)
+    port, monitor = free_ports(2)
     paths.nats_store.mkdir(parents=True, exist_ok=True)
     config = paths.home / "nats.conf"
     config.write_text(f"max_payload: {NATS_MAX_PAYLOAD_BYTES}\n")
@@ -499,7 +499,7 @@ def start_stack(
         _wait_nats(nats_proc, nats_port, paths.log_file(NATS), min(30.0, timeout_s))
         notify(NATS, "serving")
 
-        ports = _free_ports(2 * len(services))
+        ports = free_ports(2 * len(services))
         for i, name in enumerate(services):
             grpc_port, metrics_port = ports[2 * i], ports[2 * i + 1]
             cmd = service_command(
