@@ -38,11 +38,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-# gVisor (runsc) isolates candidate code; bubblewrap is the fallback backend.
+# gVisor (runsc) isolates candidate code; bubblewrap is the fallback backend; Prometheus
+# scrapes the local stack in the dashboard test (and for anyone who wants graphs locally).
 system-deps:
-	@if ! command -v runsc >/dev/null || ! command -v bwrap >/dev/null; then \
-		echo "installing runsc and bubblewrap (apt)"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq runsc bubblewrap; \
+	@if ! command -v runsc >/dev/null || ! command -v bwrap >/dev/null || ! command -v prometheus >/dev/null; then \
+		echo "installing runsc, bubblewrap and prometheus (apt)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends runsc bubblewrap prometheus; \
 	fi
 
 proto: venv

@@ -179,3 +179,9 @@ def _build_tiny_model(out: Path, base_dir: Path) -> None:
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     del model
+
+
+if __name__ == "__main__":
+    # The chart's init step: `python -m ucoder_common.models` builds the default model into
+    # $UCODER_CACHE_DIR once (a no-op when it is already there) and prints its directory.
+    print(ensure_default_model(), flush=True)
