@@ -5,6 +5,8 @@
     ucoder iterate [spec flags]      start an iteration and watch it to the end
     ucoder get ID | list | watch ID | cancel ID
     ucoder exec FILE --inputs FILE   run a candidate on test inputs through the executor
+    ucoder scale SERVICE N [--min M] set a Helm release's replicas (or autoscaler bounds)
+    ucoder status --kubernetes       a Helm release's services, replicas and pods
 
 The orchestrator is found from --orchestrator, else $UCODER_ORCHESTRATOR, else the local
 stack's stack.json (under $UCODER_HOME, default ~/.ucoder); the executor likewise from
@@ -31,7 +33,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ucoder_cli import render
+from ucoder_cli import kube, render
 from ucoder_common import localstack
 from ucoder_common.localstack import NATS, SERVICES, StackError, StackPaths
 from ucoder_common.pb import (
@@ -257,7 +259,36 @@ def cmd_down(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _kube_options(args: argparse.Namespace) -> kube.KubeOptions:
+    return kube.KubeOptions(
+        release=args.release or kube.DEFAULT_RELEASE,
+        namespace=args.namespace,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+    )
+
+
+def cmd_scale(args: argparse.Namespace, console: Console) -> int:
+    console.print(kube.scale(_kube_options(args), args.service, args.replicas, args.min), markup=False)
+    return 0
+
+
+def cmd_kube_status(args: argparse.Namespace, console: Console) -> int:
+    status = kube.release_status(_kube_options(args))
+    title = f"release {status.release} in namespace {status.namespace} ({status.server})"
+    console.print(render.kube_services_table(status.services, title=title))
+    if any(row.pods for row in status.services):
+        console.print(render.kube_pods_table(status.services))
+    bad = [f"{row.service} ({row.state})" for row in status.services if not row.ok]
+    if bad:
+        console.print(f"[yellow]not ready: {', '.join(bad)}[/yellow]")
+        return 1
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    if args.kubernetes or args.namespace or args.release or args.kubeconfig or args.context:
+        return cmd_kube_status(args, console)
     paths = _paths(args)
     info = localstack.read_stack(paths)
     if info is None:
@@ -553,7 +584,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     down = add("down", cmd_down, "stop the local stack")
     down.add_argument("--grace", type=float, default=20.0, metavar="S", help="seconds before SIGKILL")
-    add("status", cmd_status, "show the local stack's processes, health and ports")
+
+    def cluster(p: argparse.ArgumentParser, implies: str = "") -> None:
+        p.add_argument(
+            "--namespace",
+            "-n",
+            metavar="NS",
+            help="namespace of the release (default: the kubeconfig context's namespace, in a pod its "
+            f"own namespace, else default){implies}",
+        )
+        p.add_argument(
+            "--release", metavar="NAME", help=f"Helm release name (default {kube.DEFAULT_RELEASE}){implies}"
+        )
+        p.add_argument(
+            "--kubeconfig",
+            metavar="FILE",
+            help="kubeconfig file (default $KUBECONFIG; in a pod the service account; else ~/.kube/config)"
+            + implies,
+        )
+        p.add_argument(
+            "--context", metavar="NAME", help=f"kubeconfig context (default: the current one){implies}"
+        )
+
+    status = add(
+        "status",
+        cmd_status,
+        "show the local stack's processes, health and ports; with --kubernetes, a Helm release's "
+        "services, replicas and pods",
+    )
+    status.add_argument(
+        "--kubernetes",
+        "-k",
+        action="store_true",
+        help="show the Helm release in a Kubernetes cluster instead of the local stack "
+        "(exit 1 when a service is not fully ready)",
+    )
+    cluster(status, implies=" (implies --kubernetes)")
+
+    scale = add(
+        "scale",
+        cmd_scale,
+        "set a service's replicas in a Helm release; when a KEDA ScaledObject or an HPA scales it, "
+        "set the autoscaler's maximum (and --min) instead",
+    )
+    scale.add_argument(
+        "service",
+        metavar="SERVICE",
+        help=f"one of {', '.join(kube.SCALABLE)} (the orchestrator runs alone; sampler and trainer "
+        "hold GPUs: size them with the chart's values)",
+    )
+    scale.add_argument("replicas", metavar="N", help="replicas, or the autoscaler's maximum")
+    scale.add_argument(
+        "--min",
+        metavar="M",
+        help="the autoscaler's minimum (default: keep it, lowered to N if above N)",
+    )
+    cluster(scale)
 
     it = add("iterate", cmd_iterate, "start a self-training iteration and watch it")
     it.add_argument("--problems", type=int, default=4, metavar="N", help="problems to generate (default 4)")
@@ -686,6 +772,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackError as exc:
         print(f"ucoder: {exc}", file=sys.stderr)
         return 1
+    except kube.KubeError as exc:
+        print(f"ucoder: {exc}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         print("ucoder: interrupted", file=sys.stderr)
         return 130

@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ucoder_cli.kube import ServiceStatus
 from ucoder_common.pb import common_pb2, executor_pb2, orchestrator_pb2
 
 Iteration = orchestrator_pb2.Iteration
@@ -347,6 +348,60 @@ def status_table(rows: Iterable[ServiceRow], title: str = "local stack") -> Tabl
             str(row.metrics_port or "-"),
             row.log,
         )
+    return table
+
+
+def format_age(seconds: float | None) -> str:
+    """A pod's age like kubectl: "42s", "5m 03s", "5h 03m", then whole days ("12d"); "-" when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 48 * 3600:
+        return format_duration(seconds * 1000)
+    return f"{int(seconds // 86400)}d"
+
+
+def kube_services_table(rows: Iterable[ServiceStatus], title: str) -> Table:
+    """`ucoder status --kubernetes`: one row per service with its Deployment's replica counts."""
+    table = Table(title=escape(title))
+    numeric = ("desired", "ready", "up-to-date", "available")
+    for col in ("service", "deployment", *numeric, "autoscaler", "state"):
+        table.add_column(col, justify="right" if col in numeric else "left")
+    colours = {"ready": "green", "idle": "green", "not ready": "yellow"}
+    for row in rows:
+        colour = colours.get(row.state, "red")
+        counts = (
+            (str(row.desired), str(row.ready), str(row.updated), str(row.available))
+            if row.deployment
+            else ("-",) * 4
+        )
+        table.add_row(
+            row.service,
+            escape(row.deployment) or "-",
+            *counts,
+            escape(row.autoscaler.bounds) if row.autoscaler else "-",
+            f"[{colour}]{row.state}[/{colour}]",
+        )
+    return table
+
+
+def kube_pods_table(rows: Iterable[ServiceStatus], title: str = "pods") -> Table:
+    """The services' pods: state (phase or what blocks it), ready containers, restarts, node, age."""
+    table = Table(title=escape(title))
+    for col in ("service", "pod", "state", "ready", "restarts", "node", "age"):
+        table.add_column(col, justify="right" if col in ("restarts", "age") else "left")
+    for row in rows:
+        for pod in row.pods:
+            ok = pod.state in ("Running", "Succeeded") and pod.ready == pod.containers
+            colour = "green" if ok else ("yellow" if pod.state in ("Pending", "Running") else "red")
+            table.add_row(
+                row.service,
+                escape(pod.name),
+                f"[{colour}]{escape(pod.state)}[/{colour}]",
+                f"{pod.ready}/{pod.containers}",
+                str(pod.restarts),
+                escape(pod.node) or "-",
+                format_age(pod.age_s),
+            )
     return table
 
 
