@@ -77,6 +77,9 @@ KINDS = {
     "compile_error": common_pb2.OUTCOME_KIND_COMPILE_ERROR,
     "crashed": common_pb2.OUTCOME_KIND_CRASHED,
 }
+# Every label value's series exists from the start, so rate() and increase() see the first count too.
+for _kind in KINDS:
+    EXECUTIONS.labels(kind=_kind)
 RESTART_REASONS = frozenset(
     {
         "timeout",

@@ -22,11 +22,11 @@ from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NoKeysError
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.orchestrator import core
-from ucoder_common import eval_run, registry, subjects
-from ucoder_common.bus import Bus, JetStreamWorker, Reject, kv_get
+from ucoder_common import diversity, eval_run, registry, subjects
+from ucoder_common.bus import BACKLOG_POLL_S, Bus, JetStreamWorker, Reject, kv_get
 from ucoder_common.config import ServiceConfig, setting
 from ucoder_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, rpc
 from ucoder_common.executor_client import ExecutorUnavailable
@@ -59,6 +59,37 @@ EVAL_PASS_AT_1 = Gauge(
 EVALUATIONS = Counter(
     "ucoder_evaluations", "HumanEval evaluations of model versions, by outcome.", ["outcome"]
 )
+STAGE_SECONDS = Histogram(
+    "ucoder_orchestrator_stage_duration_seconds",
+    "Wall time of a stage of an iteration, from when its first problem reached it to when its last "
+    "one left it (observed when the stage completes with some work done).",
+    ["stage"],
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
+)
+# Per model version (bounded by the number of versions, like ucoder_eval_pass_at_1): the version an
+# iteration sampled from identifies the iteration within a run, and no series exists before a value.
+CONSENSUS = Gauge(
+    "ucoder_orchestrator_consensus_ratio",
+    "Share of the problems of the latest iteration sampling from a model version whose consensus "
+    "solution was selected (0..1); set when the iteration's clustering stage completes.",
+    ["model_version"],
+)
+PROBLEM_ENTROPY = Gauge(
+    "ucoder_orchestrator_problem_lexical_entropy",
+    "Mean lexical entropy (Shannon entropy of the word tokens, in bits) of the problem descriptions of "
+    "the latest iteration sampling from a model version; set when its problems stage completes.",
+    ["model_version"],
+)
+BACKLOG = Gauge(
+    "ucoder_orchestrator_backlog_messages",
+    "Jobs of a stage's work queue not done yet: waiting plus delivered and unacknowledged (all replicas).",
+    ["stage"],
+)
+# Every label value's series exists from the start, so rate() and increase() see the first count too.
+for _outcome in ("selected", "no_consensus", "failed"):
+    PROBLEMS.labels(outcome=_outcome)
+for _stage in core.STAGES:
+    STAGE_SECONDS.labels(stage=core.stage_name(_stage))
 
 EVAL_RETRY_S = 10.0  # between tries of an evaluation whose services are unavailable
 
@@ -105,6 +136,8 @@ class Orchestrator:
         self.kv = bus.kv(subjects.ITERATIONS_BUCKET)
         self.lock = asyncio.Lock()  # state changes happen one at a time
         self._evaluations: dict[str, asyncio.Task[None]] = {}  # iteration id -> its evaluation stage
+        # Running iteration id -> its stages already measured (stage metrics are recorded once).
+        self._measured: dict[str, set[int]] = {}
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -117,6 +150,23 @@ class Orchestrator:
             core.current_stage(it) if it.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING else it.stage
         )
         await self.kv.put(iteration_key(it.iteration_id), it.SerializeToString())
+        self.record_stage_metrics(it)
+
+    def record_stage_metrics(self, it: orchestrator_pb2.Iteration) -> None:
+        """Stage latency and consensus rate, once per stage of an iteration as the saved state shows it
+        finished."""
+        measured = self._measured.setdefault(it.iteration_id, set())
+        for stage in core.finished_stages(it):
+            if stage in measured:
+                continue
+            measured.add(stage)
+            seconds = core.stage_seconds(it, stage)
+            if seconds is not None:
+                STAGE_SECONDS.labels(stage=core.stage_name(stage)).observe(seconds)
+            if stage == orchestrator_pb2.STAGE_CLUSTERING:
+                CONSENSUS.labels(model_version=str(it.model_version_in)).set(core.consensus_rate(it))
+        if it.phase in core.TERMINAL_PHASES:
+            del self._measured[it.iteration_id]
 
     async def load_problem(self, iteration_id: str, problem_id: str) -> orchestrator_pb2.ProblemState | None:
         raw = await kv_get(self.kv, problem_key(iteration_id, problem_id))
@@ -384,6 +434,9 @@ class Orchestrator:
             await self.save_problem(it.iteration_id, ps)
             it.problem_ids.append(problem.problem_id)
         core.mark_progress(it, orchestrator_pb2.STAGE_PROBLEMS, done=1)
+        PROBLEM_ENTROPY.labels(model_version=str(it.model_version_in)).set(
+            diversity.mean_lexical_entropy([problem.docstring for problem in response.problems])
+        )
         for stage in core.PROBLEM_STAGES:
             core.stats(it, stage).total = len(response.problems)
         core.mark_started(it, orchestrator_pb2.STAGE_TESTS)
@@ -739,9 +792,27 @@ class Orchestrator:
                 async with self.lock:
                     await self._start_next(it)
         for it in running:
+            # Stages that finished before the restart were measured by the previous process.
+            self._measured[it.iteration_id] = set(core.finished_stages(it))
             log.info("resuming iteration", extra={"iteration_id": it.iteration_id})
             async with self.lock:
                 await self.dispatch(it)
+
+
+async def watch_backlog(bus: Bus) -> None:
+    """Export every stage's work-queue backlog, read from its durable consumer, until cancelled.
+
+    The stages' workers export their own queue gauges too; reading them here as well keeps the
+    backlog visible while a stage has no replica (an autoscaled executor at zero).
+    """
+    while True:
+        for stage in RESULT_TYPES:
+            try:
+                info = await bus.js.consumer_info(subjects.WORK_STREAM, stage)
+            except Exception:
+                continue  # no consumer before the stage's service first started, or NATS is away
+            BACKLOG.labels(stage=stage).set((info.num_pending or 0) + (info.num_ack_pending or 0))
+        await asyncio.sleep(BACKLOG_POLL_S)
 
 
 def _valid_id(iteration_id: str) -> bool:
@@ -818,6 +889,16 @@ async def build(cfg: OrchestratorConfig, bus: Bus) -> ServiceParts:
         OrchestratorServicer(orchestrator),
         "ucoder.v1.OrchestratorService",
     )
+    watchers: list[asyncio.Task[None]] = []
+
+    async def ready() -> None:
+        await orchestrator.recover()
+        watchers.append(asyncio.create_task(watch_backlog(bus), name="backlog"))
+
+    async def close() -> None:
+        for task in watchers:
+            task.cancel()
+
     return ServiceParts(
-        bindings=[binding], workers=[ResultsWorker(bus, orchestrator)], ready=orchestrator.recover
+        bindings=[binding], workers=[ResultsWorker(bus, orchestrator)], ready=ready, close=[close]
     )

@@ -253,6 +253,26 @@ def mark_progress(it: orchestrator_pb2.Iteration, stage: int, *, done: int = 0, 
         entry.finished_unix_ms = now_ms()
 
 
+def finished_stages(it: orchestrator_pb2.Iteration) -> list[int]:
+    """The stages of `it` whose every unit is done or failed, in pipeline order."""
+    return [int(entry.stage) for entry in it.stages if entry.finished_unix_ms]
+
+
+def stage_seconds(it: orchestrator_pb2.Iteration, stage: int) -> float | None:
+    """Wall time of a finished stage, from when its first problem reached it (done or failed) to its
+    finish; None when nothing in it was done (a stage that only failed, e.g. no problem kept a test,
+    says nothing about its cost)."""
+    entry = stats(it, stage)
+    if not entry.finished_unix_ms or not entry.done:
+        return None
+    return max(0, entry.finished_unix_ms - entry.started_unix_ms) / 1000
+
+
+def consensus_rate(it: orchestrator_pb2.Iteration) -> float:
+    """Share of the iteration's problems whose consensus solution was selected (0.0 with no problems)."""
+    return it.selected / len(it.problem_ids) if it.problem_ids else 0.0
+
+
 def fail_problem_from(it: orchestrator_pb2.Iteration, stage: int) -> None:
     """A problem failed at `stage`: it counts as failed there and in every later problem stage."""
     for later in PROBLEM_STAGES[PROBLEM_STAGES.index(stage) :]:

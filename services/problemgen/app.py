@@ -20,6 +20,9 @@ from ucoder_common.service import GrpcBinding, ServiceParts
 log = logging.getLogger(__name__)
 
 PROBLEMS = Counter("ucoder_problemgen_problems", "Generated problems, by verdict.", ["verdict"])
+# Every label value's series exists from the start, so rate() and increase() see the first count too.
+for _verdict in ("kept", "rejected_parse", "rejected_compile"):
+    PROBLEMS.labels(verdict=_verdict)
 
 MAX_COUNT = 10_000
 

@@ -54,6 +54,9 @@ ENGINE_TOKENS = Counter(
     "Tokens processed by the engine, counted per step: prompt (prefilled) or generation.",
     ["kind"],
 )
+# Every label value's series exists from the start, so rate() and increase() see the first count too.
+for _kind in ("prompt", "generation"):
+    ENGINE_TOKENS.labels(kind=_kind)
 
 ADAPTERS_CACHED = Gauge("ucoder_sampler_adapters_cached", "LoRA adapters kept in the local disk cache.")
 ADAPTER_FETCHES = Counter(

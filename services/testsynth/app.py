@@ -19,6 +19,9 @@ from ucoder_common.service import GrpcBinding, ServiceParts
 log = logging.getLogger(__name__)
 
 TESTS = Counter("ucoder_testsynth_tests", "Test inputs written by the model, by verdict.", ["verdict"])
+# Every label value's series exists from the start, so rate() and increase() see the first count too.
+for _verdict in ("kept", "rejected"):
+    TESTS.labels(verdict=_verdict)
 
 MAX_COUNT = 1000
 

@@ -2,7 +2,8 @@
 
 nats-server with JetStream, the seven services as processes, gVisor (runsc) sandboxes,
 vLLM serving the default Gemma 3 270M, peft training on CPU; everything over gRPC
-from the test, as the CLI does it. Takes several minutes on two cores.
+from the test, as the CLI does it. Takes several minutes on two cores. The stack is the
+session's (tests/e2e/conftest.py), shared with test_prometheus.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import grpc
 import pytest
 
 from ucoder_common import subjects
-from ucoder_common.localstack import StackInfo, StackPaths, start_stack, stop_stack
+from ucoder_common.localstack import StackInfo, StackPaths
 from ucoder_common.pb import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 
 pytestmark = pytest.mark.slow
@@ -27,16 +28,6 @@ TERMINAL = {
     orchestrator_pb2.ITERATION_PHASE_FAILED,
     orchestrator_pb2.ITERATION_PHASE_CANCELLED,
 }
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackPaths, StackInfo]]:
-    paths = StackPaths(tmp_path_factory.mktemp("ucoder-home"))
-    info = start_stack(paths, timeout_s=900)
-    try:
-        yield paths, info
-    finally:
-        stop_stack(paths)
 
 
 @pytest.fixture(scope="module")

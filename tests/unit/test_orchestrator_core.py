@@ -74,6 +74,27 @@ def test_stage_bookkeeping() -> None:
     assert core.next_problem_stage(orchestrator_pb2.STAGE_CLUSTERING) is None
 
 
+def test_stage_times_and_consensus_rate_for_the_metrics() -> None:
+    it = core.new_iteration("it-1", core.validate_spec(spec(), ""), model_version=0)
+    assert core.finished_stages(it) == [] and core.consensus_rate(it) == 0.0
+    problems = core.stats(it, orchestrator_pb2.STAGE_PROBLEMS)
+    core.mark_progress(it, orchestrator_pb2.STAGE_PROBLEMS, done=1)
+    problems.started_unix_ms, problems.finished_unix_ms = 1_000, 13_500
+    it.problem_ids.extend(["p1", "p2"])
+    for stage in core.PROBLEM_STAGES:
+        core.stats(it, stage).total = 2
+    # Both problems fail at tests: every later problem stage finishes with nothing done in it.
+    core.fail_problem_from(it, orchestrator_pb2.STAGE_TESTS)
+    core.fail_problem_from(it, orchestrator_pb2.STAGE_TESTS)
+    assert core.finished_stages(it) == [orchestrator_pb2.STAGE_PROBLEMS, *core.PROBLEM_STAGES]
+    assert core.stage_seconds(it, orchestrator_pb2.STAGE_PROBLEMS) == 12.5
+    assert core.stage_seconds(it, orchestrator_pb2.STAGE_SAMPLING) is None
+    assert core.stage_seconds(it, orchestrator_pb2.STAGE_TRAINING) is None  # not finished
+    assert core.consensus_rate(it) == 0.0
+    it.selected = 1
+    assert core.consensus_rate(it) == 0.5
+
+
 def test_training_examples_take_selected_bodies_only() -> None:
     prompt = 'def f(x: int) -> int:\n    """Double x."""\n'
 

@@ -1,0 +1,48 @@
+"""What the e2e modules share: one local stack for the session, and a real Prometheus scraping it.
+
+The stack (vLLM among it) takes minutes to start, so every e2e module uses the same one. Prometheus
+(the Debian package) scrapes every service once a second from the moment the stack serves, so
+test_prometheus.py can query the metrics of every iteration the e2e tests ran.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from scripts.prometheus_local import prometheus_config
+from tests.prometheus_server import Prometheus
+from ucoder_common.localstack import StackInfo, StackPaths, start_stack, stop_stack
+
+SCRAPE_INTERVAL = "1s"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackPaths, StackInfo]]:
+    paths = StackPaths(tmp_path_factory.mktemp("ucoder-home"))
+    info = start_stack(paths, timeout_s=900)
+    try:
+        yield paths, info
+    finally:
+        stop_stack(paths)
+
+
+# Autouse: scraping must run while the other e2e modules' iterations run, before this one asks.
+@pytest.fixture(scope="session", autouse=True)
+def prometheus(
+    stack: tuple[StackPaths, StackInfo], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus | None]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        yield None  # test_prometheus.py fails saying so; the other e2e tests do not need it
+        return
+    home = tmp_path_factory.mktemp("prometheus")
+    config = home / "prometheus.yml"
+    config.write_text(prometheus_config(stack[1], SCRAPE_INTERVAL))
+    server = Prometheus(binary, config, home / "data", home / "prometheus.log")
+    try:
+        yield server
+    finally:
+        server.stop()
