@@ -6,17 +6,18 @@ tests/e2e/test_prometheus.py runs them against a real Prometheus scraping a real
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 
 from scripts import gen_dashboard, prometheus_local
-from ucoder_common import metrics
 from ucoder_common.localstack import ProcessInfo, StackInfo
 
 # Grafana's variables, with the values a plain local Prometheus (no namespace label) needs.
@@ -125,19 +126,45 @@ def test_expand_replaces_longer_variable_names_first() -> None:
     assert gen_dashboard.expand('x{a=~"${namespace}"}[$__rate_interval]', variables) == 'x{a=~"ns"}[15s]'
 
 
-def declared_metric_names() -> set[str]:
-    """Names of the metric families the services declare (imported here, as their processes do)."""
-    import services.clusterer.app
-    import services.executor.app
-    import services.orchestrator.app
-    import services.problemgen.app
-    import services.sampler.metrics
-    import services.testsynth.app
-    import services.trainer.app  # noqa: F401
+# Run in a fresh interpreter: the test session's own registry also holds whatever other tests
+# registered (workers of made-up stages, vLLM's engine metrics), which no service process exports.
+_EXPORT_METRICS = """
+import json
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+import services.clusterer.app, services.executor.app, services.orchestrator.app
+import services.problemgen.app, services.sampler.metrics, services.testsynth.app, services.trainer.app
+from scripts import gen_dashboard
+from ucoder_common import metrics
 
-    for stage in (*gen_dashboard.WORK_STAGES, "orchestrator"):
-        metrics.worker_metrics(stage)
-    return {family.name for family in REGISTRY.collect()}
+for stage in (*gen_dashboard.WORK_STAGES, "orchestrator"):
+    metrics.worker_metrics(stage)
+# A labelled metric is exported only once it has a child: give each one, so all are linted.
+for collector in list(REGISTRY._collector_to_names):
+    if isinstance(collector, MetricWrapperBase) and collector._labelnames:
+        collector.labels(*["lint"] * len(collector._labelnames))
+names = sorted({family.name for family in REGISTRY.collect()})
+print(json.dumps({"names": names, "exposition": generate_latest(REGISTRY).decode()}))
+"""
+
+
+@functools.cache
+def _service_metrics() -> dict[str, Any]:
+    run = subprocess.run(
+        [sys.executable, "-c", _EXPORT_METRICS],
+        cwd=gen_dashboard.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    exported: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
+    return exported
+
+
+def declared_metric_names() -> set[str]:
+    """Names of the metric families the services declare, imported as their processes do."""
+    return set(_service_metrics()["names"])
 
 
 def test_every_metric_a_query_names_is_declared_by_a_service(model: dict[str, object]) -> None:
@@ -188,15 +215,7 @@ def test_docs_describe_every_metric_and_panel(model: dict[str, object]) -> None:
 
 def test_every_declared_metric_passes_promtool_lint() -> None:
     """Naming and help text by Prometheus's own linter (counter suffixes, base units, HELP present)."""
-    from prometheus_client import generate_latest
-    from prometheus_client.metrics import MetricWrapperBase
-
-    declared_metric_names()
-    for collector in list(REGISTRY._collector_to_names):
-        # A labelled metric is exported only once it has a child: give each one, so all are linted.
-        if isinstance(collector, MetricWrapperBase) and collector._labelnames:
-            collector.labels(*["lint"] * len(collector._labelnames))
-    text = generate_latest(REGISTRY).decode()
+    text = _service_metrics()["exposition"]
     assert "ucoder_orchestrator_consensus_ratio{" in text
     run = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
