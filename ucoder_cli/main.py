@@ -53,6 +53,8 @@ SIGNATURE_MODES = {
     "output": common_pb2.SIGNATURE_MODE_OUTPUT,
     "pass": common_pb2.SIGNATURE_MODE_PASS,
 }
+# The clusterer's selection rules (the server validates them too).
+SELECTION_RULES = ("paper", "random", "cluster", "low_ppl", "success_rate")
 
 
 class CliError(Exception):
@@ -327,6 +329,8 @@ def _spec(args: argparse.Namespace) -> orchestrator_pb2.IterationSpec:
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         signature_mode=SIGNATURE_MODES.get(args.signature_mode or "", common_pb2.SIGNATURE_MODE_UNSPECIFIED),
+        selection_rule=args.selection_rule or "",
+        min_confidence=args.min_confidence,
         model=args.model or "",
         train_epochs=args.epochs,
         evaluation=orchestrator_pb2.EvalSpec(problems=args.eval_problems, samples=args.eval_samples),
@@ -647,6 +651,18 @@ def build_parser() -> argparse.ArgumentParser:
     it.add_argument("--samples", type=int, default=8, metavar="N", help="candidates per problem (default 8)")
     it.add_argument("--rho", type=float, default=0.0, metavar="F", help="reliability filter (0 = 0.8)")
     it.add_argument("--tau", type=int, default=0, metavar="N", help="minimum cluster size (0 = 2)")
+    it.add_argument(
+        "--selection-rule",
+        choices=SELECTION_RULES,
+        help="paper (default): the hierarchical consensus rule; random, cluster, low_ppl, "
+        "success_rate: the paper's ablation baselines",
+    )
+    it.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="F",
+        help="abstain when the consensus confidence is below F (0 = never; default: the clusterer's, 0.8)",
+    )
     it.add_argument("--temperature", type=float, default=0.0, metavar="F", help="sampling temperature")
     it.add_argument("--max-tokens", type=int, default=0, metavar="N", help="token budget per candidate")
     it.add_argument("--signature-mode", choices=sorted(SIGNATURE_MODES), help="execution signature")

@@ -239,6 +239,10 @@ def spec_line(spec: orchestrator_pb2.IterationSpec) -> str:
         parts.append("sampling=fixed")
     elif spec.sampling.mode or spec.sampling.round_size:
         parts.append(f"sampling=adaptive(round={spec.sampling.round_size or 16})")
+    if spec.selection_rule:
+        parts.append(f"rule={spec.selection_rule}")
+    if spec.HasField("min_confidence"):
+        parts.append(f"min_confidence={spec.min_confidence:g}")
     if spec.iterations > 1:
         parts.append(f"iterations={spec.iterations} patience={spec.patience}")
     if spec.skip_evaluation:

@@ -76,15 +76,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
-from services.clusterer.core import (
-    _EPS,
-    ScoredCandidate,
-    SignatureMode,
-    _is_constant,
-    _mean,
-    perplexity,
-    signature,
-)
+from services.clusterer.core import _EPS, ScoredCandidate, SignatureMode, cluster_candidates
 
 __all__ = [
     "MODES",
@@ -249,39 +241,17 @@ def observe(
     mode: SignatureMode = SignatureMode.OUTPUT,
     reject_constant: bool = True,
 ) -> RoundState:
-    """The :class:`RoundState` of the candidates drawn so far, with select()'s filters and order.
+    """The :class:`RoundState` of the candidates drawn so far: the clustering of the ``paper`` rule.
 
-    Clusters are ranked by the key :func:`~services.clusterer.core.select` uses (size, mean e(r),
-    mean perplexity, signature), so ``clusters[0]`` is the cluster it picks when ``selected``.
+    The clusters come from :func:`~services.clusterer.core.cluster_candidates`, the one
+    implementation ``select`` uses, in its order, so ``clusters[0]`` is the cluster the ``paper``
+    rule picks when ``selected`` (abstention may still withhold it; sampling does not wait for it).
     """
     mode = SignatureMode(mode)
-    num_tests = max((len(c.outcomes) for c in candidates), default=0)
-    success: dict[str, float] = {}
-    clusters: dict[tuple[str, ...], list[ScoredCandidate]] = {}
-    if num_tests:
-        for c in candidates:
-            success[c.candidate_id] = sum(1 for o in c.outcomes if o.kind == "returned") / num_tests
-            if success[c.candidate_id] >= rho - _EPS:
-                clusters.setdefault(signature(c.outcomes, mode), []).append(c)
-    if reject_constant and mode is SignatureMode.OUTPUT and num_tests >= 2:
-        clusters = {sig: members for sig, members in clusters.items() if not _is_constant(sig, members)}
-
-    def key(item: tuple[tuple[str, ...], list[ScoredCandidate]]) -> tuple[int, float, float, tuple[str, ...]]:
-        sig, members = item
-        return (
-            -len(members),
-            -_mean([success[m.candidate_id] for m in members]),
-            _mean([perplexity(m) for m in members]),
-            sig,
-        )
-
-    ranked = sorted(clusters.items(), key=key)
+    clustering = cluster_candidates(candidates, rho=rho, mode=mode, reject_constant=reject_constant)
     return RoundState(
         drawn=len(candidates),
-        clusters=tuple(
-            ClusterStat(len(members), _mean([success[m.candidate_id] for m in members]), sig)
-            for sig, members in ranked
-        ),
+        clusters=tuple(ClusterStat(c.size, c.success, c.signature) for c in clustering.considered),
         tau=tau,
         success_stable=mode is SignatureMode.OUTPUT,
     )

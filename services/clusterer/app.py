@@ -23,6 +23,13 @@ SAMPLING_DECISIONS = Counter(
     "Adaptive sampling decisions after a round, by reason (uncertain = sample another round).",
     ["reason"],
 )
+ABSTENTIONS = Counter(
+    "ucoder_clusterer_abstentions",
+    "Picks withheld by an abstention rule (trivial_body, near_constant, min_confidence), by rule.",
+    ["rule"],
+)
+for _rule in core.Abstention:
+    ABSTENTIONS.labels(rule=_rule.value)
 CLUSTER_SIZE = Histogram(
     "ucoder_clusterer_selected_cluster_size",
     "Size of the largest eligible cluster per problem.",
@@ -38,6 +45,7 @@ KIND_NAMES = {
     common_pb2.OUTCOME_KIND_COMPILE_ERROR: "compile_error",
     common_pb2.OUTCOME_KIND_CRASHED: "crashed",
 }
+RULES = tuple(rule.value for rule in core.SelectionRule)
 MODE_NAMES = {
     common_pb2.SIGNATURE_MODE_UNSPECIFIED: core.SignatureMode.OUTPUT,
     common_pb2.SIGNATURE_MODE_OUTPUT: core.SignatureMode.OUTPUT,
@@ -52,6 +60,26 @@ class ClustererConfig(ServiceConfig):
     default_rho: float = setting(0.8, "Reliability filter e(r) >= rho when a request leaves rho at 0.")
     default_tau: int = setting(2, "Minimum cluster size when a request leaves tau at 0.")
     reject_constant: bool = setting(True, "Skip clusters that return one constant value on every input.")
+    default_selection_rule: str = setting(
+        core.SelectionRule.PAPER.value,
+        "Selection rule when a request leaves it empty: paper, random, cluster, low_ppl, success_rate.",
+    )
+    # Off by default until bench/consensus.py has calibrated the confidence on the default model's
+    # real pools; core.DEFAULT_MIN_CONFIDENCE (0.8) is the value measured on synthetic pools.
+    default_min_confidence: float = setting(
+        0.0,
+        "Abstain below this Theorem 2.4 confidence when a request leaves min_confidence unset "
+        "(0 = never; 0.8 suggested, see docs/design.md).",
+    )
+    near_constant: float = setting(
+        core.DEFAULT_NEAR_CONSTANT,
+        "Abstain when the pick returns one value on at least this share of the tests (0 = never).",
+    )
+    reject_trivial: bool = setting(
+        True,
+        "Abstain when every member of the picked cluster is a stub (pass, raise, return a constant "
+        "or a parameter).",
+    )
     concurrency: int = setting(4, "Jobs handled at once.")
 
     def validate(self) -> None:
@@ -62,6 +90,14 @@ class ClustererConfig(ServiceConfig):
             raise ConfigError(f"default_tau: must be >= 1, got {self.default_tau}")
         if self.concurrency < 1:
             raise ConfigError(f"concurrency: must be >= 1, got {self.concurrency}")
+        if self.default_selection_rule not in RULES:
+            raise ConfigError(
+                f"default_selection_rule: must be one of {list(RULES)}, got {self.default_selection_rule!r}"
+            )
+        for name in ("default_min_confidence", "near_constant"):
+            value = getattr(self, name)
+            if math.isnan(value) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}: must be in [0, 1], got {value}")
 
 
 def to_scored(request: clusterer_pb2.ClusterRequest) -> list[core.ScoredCandidate]:
@@ -100,6 +136,14 @@ def cluster(request: clusterer_pb2.ClusterRequest, cfg: ClustererConfig) -> clus
         raise InvalidArgument(f"tau: must be >= 1, got {request.tau}")
     if request.signature_mode not in MODE_NAMES:
         raise InvalidArgument(f"signature_mode: unknown value {request.signature_mode}")
+    rule = request.selection_rule or cfg.default_selection_rule
+    if rule not in RULES:
+        raise InvalidArgument(f"selection_rule: must be one of {list(RULES)}, got {request.selection_rule!r}")
+    min_confidence = (
+        request.min_confidence if request.HasField("min_confidence") else cfg.default_min_confidence
+    )
+    if math.isnan(min_confidence) or not 0.0 <= min_confidence <= 1.0:
+        raise InvalidArgument(f"min_confidence: must be in [0, 1], got {request.min_confidence}")
     known = {c.candidate_id for c in request.candidates}
     for result in request.results:
         if result.candidate_id not in known:
@@ -109,7 +153,18 @@ def cluster(request: clusterer_pb2.ClusterRequest, cfg: ClustererConfig) -> clus
     policy = sampling_policy(request.sampling, request.budget) if request.budget else None
     scored = to_scored(request)
     mode = MODE_NAMES[request.signature_mode]
-    decision = core.select(scored, rho=rho, tau=tau, mode=mode, reject_constant=cfg.reject_constant)
+    decision = core.select(
+        scored,
+        rho=rho,
+        tau=tau,
+        mode=mode,
+        reject_constant=cfg.reject_constant,
+        rule=rule,
+        min_confidence=min_confidence,
+        near_constant=cfg.near_constant,
+        reject_trivial=cfg.reject_trivial,
+        problem_id=request.problem_id,
+    )
     response = clusterer_pb2.ClusterResponse(round=request.round)
     if policy is not None:
         state = adaptive.observe(scored, rho=rho, tau=tau, mode=mode, reject_constant=cfg.reject_constant)
@@ -120,6 +175,8 @@ def cluster(request: clusterer_pb2.ClusterRequest, cfg: ClustererConfig) -> clus
         response.p_change = more.p_change
         SAMPLING_DECISIONS.labels(reason=str(more.reason)).inc()
     SELECTIONS.labels(decision="selected" if decision.selected else "none").inc()
+    if decision.abstained:
+        ABSTENTIONS.labels(rule=decision.abstained).inc()
     if decision.cluster_size:
         CLUSTER_SIZE.observe(decision.cluster_size)
     response.iteration_id = request.iteration_id
@@ -136,6 +193,10 @@ def cluster(request: clusterer_pb2.ClusterRequest, cfg: ClustererConfig) -> clus
             execution_success=decision.execution_success,
             reason=decision.reason,
             cluster_sizes=list(decision.cluster_sizes),
+            confidence=decision.confidence,
+            rule=decision.rule,
+            margin=decision.margin,
+            abstained=decision.abstained,
         )
     )
     return response

@@ -255,6 +255,8 @@ class Orchestrator:
                 rho=spec.rho,
                 tau=spec.tau,
                 signature_mode=spec.signature_mode,
+                selection_rule=spec.selection_rule,
+                min_confidence=spec.min_confidence if spec.HasField("min_confidence") else None,
                 sampling=spec.sampling,
                 budget=spec.samples_per_problem,
                 round=ps.rounds,
@@ -423,7 +425,14 @@ class Orchestrator:
             await self.dispatch(it)  # already applied: only re-publish (deduplicated)
             return
         it.problems_generated = response.generated
-        it.problems_rejected = response.rejected_parse + response.rejected_compile + response.duplicates
+        it.problems_rejected = (
+            response.rejected_parse
+            + response.rejected_compile
+            + response.duplicates
+            + response.near_duplicates
+            + response.rejected_quality
+        )
+        it.problem_diversity.CopyFrom(response.diversity)
         if response.error or not response.problems:
             core.mark_progress(it, orchestrator_pb2.STAGE_PROBLEMS, failed=1)
             reason = response.error or f"none of {response.generated} generated problems was valid"
@@ -435,7 +444,7 @@ class Orchestrator:
             it.problem_ids.append(problem.problem_id)
         core.mark_progress(it, orchestrator_pb2.STAGE_PROBLEMS, done=1)
         PROBLEM_ENTROPY.labels(model_version=str(it.model_version_in)).set(
-            diversity.mean_lexical_entropy([problem.docstring for problem in response.problems])
+            diversity.mean_lexical_entropy([p.description or p.docstring for p in response.problems])
         )
         for stage in core.PROBLEM_STAGES:
             core.stats(it, stage).total = len(response.problems)
@@ -494,6 +503,8 @@ class Orchestrator:
     ) -> str:
         """Copy a stage's answer into the problem state; returns an error text when it is unusable."""
         if isinstance(response, testsynth_pb2.SynthesizeTestsResponse):
+            for reason, rejected in response.rejected_by_reason.items():
+                it.tests_rejected[reason] += rejected
             if not response.tests:
                 return f"no valid test input among {response.generated} written"
             ps.tests.extend(response.tests)
@@ -511,6 +522,11 @@ class Orchestrator:
             if len(response.results) != waiting:
                 return f"{len(response.results)} results for {waiting} candidates"
             ps.results.extend(response.results)
+            # Recomputed over all rounds' results: a later round can clear a test.
+            invalid = core.likely_invalid_test_ids(ps)
+            it.tests_likely_invalid += len(invalid) - len(ps.likely_invalid_tests)
+            ps.ClearField("likely_invalid_tests")
+            ps.likely_invalid_tests.extend(invalid)
             executions = sum(len(r.outcomes) for r in response.results)
             it.executions += executions
             EXECUTIONS.inc(executions)

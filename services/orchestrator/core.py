@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ucoder_common import invalid_tests
 from ucoder_common.errors import InvalidArgument
 from ucoder_common.pb import (
     clusterer_pb2,
@@ -51,6 +52,8 @@ DEFAULT_MAX_TOKENS = 256
 DEFAULT_EPOCHS = 1
 DEFAULT_PATIENCE = 2
 SAMPLING_MODES = ("adaptive", "fixed")
+# The clusterer's selection rules (services/clusterer/core.py SelectionRule; a unit test keeps them equal).
+SELECTION_RULES = ("paper", "random", "cluster", "low_ppl", "success_rate")
 DEFAULT_ROUND_SIZE = 16
 DEFAULT_RISK = 0.1
 MAX_ITERATIONS = 100
@@ -125,6 +128,15 @@ def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> or
         raise InvalidArgument(f"spec.sampling.round_size: must be in [0, {most}], got {sampling.round_size}")
     if math.isnan(sampling.risk) or not 0.0 <= sampling.risk < 1.0:
         raise InvalidArgument(f"spec.sampling.risk: must be in [0, 1), got {sampling.risk}")
+    if spec.selection_rule and spec.selection_rule not in SELECTION_RULES:
+        raise InvalidArgument(
+            f"spec.selection_rule: must be one of {list(SELECTION_RULES)}, got {spec.selection_rule!r}"
+        )
+    # Left unset (and the rule empty), the clusterer's configured default applies.
+    if spec.HasField("min_confidence") and (
+        math.isnan(spec.min_confidence) or not 0.0 <= spec.min_confidence <= 1.0
+    ):
+        raise InvalidArgument(f"spec.min_confidence: must be in [0, 1], got {spec.min_confidence}")
     filled = orchestrator_pb2.IterationSpec()
     filled.CopyFrom(spec)
     filled.sampling.mode = sampling.mode or "adaptive"
@@ -309,6 +321,20 @@ def job_key(ps: orchestrator_pb2.ProblemState) -> str:
 def unexecuted(ps: orchestrator_pb2.ProblemState) -> list[common_pb2.Candidate]:
     """Candidates of the current round that have no results yet (results come in candidate order)."""
     return list(ps.candidates[len(ps.results) :])
+
+
+def likely_invalid_test_ids(ps: orchestrator_pb2.ProblemState) -> list[str]:
+    """Ids of the tests every informative candidate failed so far (see ucoder_common.invalid_tests).
+
+    A result without one outcome per test (a malformed answer) is not evidence and is skipped.
+    """
+    num_tests = len(ps.tests)
+    failed = [
+        [o.kind != common_pb2.OUTCOME_KIND_RETURNED for o in result.outcomes]
+        for result in ps.results
+        if len(result.outcomes) == num_tests
+    ]
+    return [ps.tests[t].test_id for t in invalid_tests.likely_invalid_tests(failed)]
 
 
 def stale_answer(ps: orchestrator_pb2.ProblemState, response: object) -> bool:

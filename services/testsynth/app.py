@@ -1,8 +1,10 @@
-"""Test synthesis service: asks the sampler for test calls of a problem, keeps literal ones."""
+"""Test synthesis service: asks the sampler for typical and boundary test calls, keeps valid ones."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from dataclasses import dataclass
 
 import grpc
@@ -20,19 +22,27 @@ log = logging.getLogger(__name__)
 
 TESTS = Counter("ucoder_testsynth_tests", "Test inputs written by the model, by verdict.", ["verdict"])
 # Every label value's series exists from the start, so rate() and increase() see the first count too.
-for _verdict in ("kept", "rejected"):
+for _verdict in ("kept", "rejected", "duplicate"):
     TESTS.labels(verdict=_verdict)
 
 MAX_COUNT = 1000
+MAX_ROUNDS = 100
 
 
 @dataclass
 class TestSynthConfig(ServiceConfig):
     """Writes test inputs for problems with the serving model."""
 
-    samples_per_round: int = setting(4, "Completions asked of the sampler per round.")
+    samples_per_round: int = setting(
+        4, "Completions asked of the sampler per round, shared among the kinds still short."
+    )
     max_rounds: int = setting(
-        4, "Rounds before giving up on reaching the requested count, when the request sets none."
+        8,
+        "Rounds before giving up on reaching the requested count, when the request sets none; "
+        "a round's completions are shared among the kinds (typical, boundary) still short.",
+    )
+    boundary_ratio: float = setting(
+        0.3, "Share of a problem's tests asked for as boundary cases (0..1); the rest are typical."
     )
     temperature: float = setting(0.8, "Sampling temperature for tests, when the request sets none.")
     max_tokens: int = setting(
@@ -46,6 +56,10 @@ class TestSynthConfig(ServiceConfig):
         for name in ("samples_per_round", "max_rounds", "max_tokens", "concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_rounds > MAX_ROUNDS:
+            raise ConfigError(f"max_rounds: must be <= {MAX_ROUNDS}, got {self.max_rounds}")
+        if math.isnan(self.boundary_ratio) or not 0.0 <= self.boundary_ratio <= 1.0:
+            raise ConfigError(f"boundary_ratio: must be in [0, 1], got {self.boundary_ratio}")
 
 
 class TestSynthesizer:
@@ -67,47 +81,98 @@ class TestSynthesizer:
             raise InvalidArgument("problem.prompt: must not be empty")
         if request.count < 1 or request.count > MAX_COUNT:
             raise InvalidArgument(f"count: must be in 1..{MAX_COUNT}, got {request.count}")
+        if not 0 <= request.max_rounds <= MAX_ROUNDS:
+            raise InvalidArgument(f"max_rounds: must be in 0..{MAX_ROUNDS}, got {request.max_rounds}")
         response = testsynth_pb2.SynthesizeTestsResponse(
             iteration_id=request.iteration_id, problem_id=problem.problem_id
         )
-        prefix = core.calls_prefix(problem.entry_point)
-        prompt = core.build_tests_prompt(problem.prompt, problem.entry_point, problem.arity)
-        kept = core.docstring_tests(problem.prompt, problem.entry_point, problem.arity)
+        # The annotations, from the signature line or else the skeleton; None = arity checks only.
+        signature = core.parse_signature(problem.signature, problem.entry_point) or core.parse_signature(
+            problem.prompt, problem.entry_point
+        )
+        response.types_checked = signature is not None and len(signature.params) == problem.arity
+        ratio = self.cfg.boundary_ratio
+        quotas = {
+            core.BOUNDARY: core.boundary_quota(request.count, ratio),
+            core.TYPICAL: request.count - core.boundary_quota(request.count, ratio),
+        }
+        pool, _ = core.dedupe_tests(
+            core.docstring_tests(problem.prompt, problem.entry_point, problem.arity, signature)
+        )
         for _ in range(request.max_rounds or self.cfg.max_rounds):
-            if len(kept) >= request.count:
+            shortfall = {kind: quotas[kind] - sum(t.kind == kind for t in pool) for kind in core.KINDS}
+            split = core.split_samples(self.cfg.samples_per_round, shortfall)
+            if not split:
                 break
-            generation = await sampler_client.generate(
-                self.bus.nc,
-                sampler_pb2.GenerateRequest(
-                    prompt=prompt,
-                    n=self.cfg.samples_per_round,
-                    temperature=request.temperature or self.cfg.temperature,
-                    max_tokens=request.max_tokens or self.cfg.max_tokens,
-                    stop=core.TESTS_STOP,
-                    model_version=request.model_version,
-                ),
-                self.cfg.sampler_timeout_s,
+            # One request per kind still short, sent at once so the sampler batches them together.
+            kinds = list(split)
+            generations = await asyncio.gather(
+                *(self._generate(request, k, split[k], signature) for k in kinds)
             )
-            for completion in generation.completions:
-                tests, rejected = core.parse_test_inputs(
-                    completion.text, problem.entry_point, problem.arity, prefix
-                )
-                response.generated += len(tests) + rejected
-                response.rejected += rejected
-                kept, removed = core.dedupe_tests([*kept, *tests])
-                response.duplicates += removed
-        kept = kept[: request.count]
+            for kind, generation in zip(kinds, generations, strict=True):
+                for completion in generation.completions:
+                    report = core.parse_tests(
+                        completion.text,
+                        problem.entry_point,
+                        problem.arity,
+                        core.calls_prefix(problem.entry_point),
+                        signature,
+                        kind,
+                    )
+                    rejected = report.rejected.total()
+                    response.generated += len(report.tests) + rejected
+                    response.rejected += rejected
+                    for reason, n in report.rejected.items():
+                        response.rejected_by_reason[reason] += n
+                    for reason, n in report.guesses_dropped.items():
+                        response.guesses_dropped[reason] += n
+                    pool, removed = core.dedupe_tests([*pool, *report.tests])
+                    response.duplicates += removed
+        kept = core.mix_tests(pool, request.count, ratio)
         TESTS.labels(verdict="kept").inc(len(kept))
         TESTS.labels(verdict="rejected").inc(response.rejected)
+        TESTS.labels(verdict="duplicate").inc(response.duplicates)
         response.tests.extend(
             common_pb2.TestCase(
                 test_id=core.make_test_id(problem.problem_id, t.args_literal),
                 args_literal=t.args_literal,
                 expected_literal=t.expected_literal,
+                kind=t.kind,
             )
             for t in kept
         )
+        log.info(
+            "tests for %s: %d kept (%d boundary) of %d written; rejected %s; duplicates %d",
+            problem.problem_id,
+            len(kept),
+            sum(t.kind == core.BOUNDARY for t in kept),
+            response.generated,
+            dict(response.rejected_by_reason),
+            response.duplicates,
+        )
         return response
+
+    async def _generate(
+        self,
+        request: testsynth_pb2.SynthesizeTestsRequest,
+        kind: str,
+        n: int,
+        signature: core.Signature | None,
+    ) -> sampler_pb2.GenerateResponse:
+        problem = request.problem
+        prompt = core.build_tests_prompt(problem.prompt, problem.entry_point, problem.arity, kind, signature)
+        return await sampler_client.generate(
+            self.bus.nc,
+            sampler_pb2.GenerateRequest(
+                prompt=prompt,
+                n=n,
+                temperature=request.temperature or self.cfg.temperature,
+                max_tokens=request.max_tokens or self.cfg.max_tokens,
+                stop=core.TESTS_STOP,
+                model_version=request.model_version,
+            ),
+            self.cfg.sampler_timeout_s,
+        )
 
 
 class TestSynthServicer(testsynth_pb2_grpc.TestSynthServiceServicer):

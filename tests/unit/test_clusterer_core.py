@@ -348,4 +348,9 @@ def test_result_type() -> None:
         execution_success=1.0,
         reason="",
         cluster_sizes=(2,),
+        rule="paper",
+        # a unanimous pair on two tests: 1 - 2^-2 (sign test) - 2^2 * 0.5^2 (no rival: prior p)
+        confidence=0.0,
+        margin=2,
+        abstained="",
     )

@@ -10,7 +10,8 @@ from ucoder_common.pb import clusterer_pb2, common_pb2
 
 
 def request(count: int, budget: int, **sampling: object) -> clusterer_pb2.ClusterRequest:
-    """`count` candidates that all return the same values on 3 inputs (one behaviour)."""
+    """`count` candidates that all return the same values on 12 inputs (one behaviour, enough
+    tests for the default min_confidence)."""
     req = clusterer_pb2.ClusterRequest(
         iteration_id="it",
         problem_id="p",
@@ -23,7 +24,7 @@ def request(count: int, budget: int, **sampling: object) -> clusterer_pb2.Cluste
             candidate_id=f"c{i}", code="def f(x):\n    return x + 1\n", cumulative_logprob=-1.0
         )
         result = req.results.add(candidate_id=f"c{i}")
-        for value in ("a", "b", "c"):
+        for value in "abcdefghijkl":
             result.outcomes.add(kind=common_pb2.OUTCOME_KIND_RETURNED, value_digest=value)
     return req
 

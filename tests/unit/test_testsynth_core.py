@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import ast
+import math
 
 import pytest
 
 from services.testsynth.core import (
+    BOUNDARY,
+    CONTAINER,
+    KINDS,
     MAX_LITERAL_CHARS,
+    REASONS,
+    SCALAR,
+    STRING,
+    STRINGS,
     TESTS_STOP,
+    TYPICAL,
     ParsedTest,
+    boundary_quota,
     build_tests_prompt,
     calls_prefix,
     canonical_literal,
     dedupe_tests,
+    docstring_tests,
     make_test_id,
+    mix_tests,
+    param_shape,
+    parse_signature,
     parse_test_inputs,
+    parse_tests,
+    split_samples,
 )
 
 SKELETON = 'def add(a: int, b: int) -> int:\n    """Return a plus b.\n\n    >>> add(1, 2)\n    3\n    """\n'
@@ -29,28 +45,129 @@ def parse(
 
 # --- prompt -------------------------------------------------------------------------------
 
+HEADERS = {
+    TYPICAL: "# Typical calls of add, one per line:\n",
+    BOUNDARY: (
+        "# Edge cases of add (empty, zero, negative, single element, large, duplicates), one per line:\n"
+    ),
+}
 
-def test_prompt_ends_with_the_open_call_and_holds_the_skeleton() -> None:
-    prompt = build_tests_prompt(SKELETON, "add")
-    assert prompt.endswith("\nassert add(")
+# Reference implementations of the worked examples: every expected value the prompt shows must be right.
+REFERENCE = {
+    "digit_sum": lambda n: sum(int(d) for d in str(abs(n))),
+    "count_evens": lambda nums: sum(1 for x in nums if x % 2 == 0),
+    "count_vowels": lambda text: sum(1 for c in text.lower() if c in "aeiou"),
+    "initials": lambda words: "".join(w[0].upper() for w in words if w),
+    "merge_counts": lambda words, min_len: {
+        w: sum(1 for x in words if x.lower() == w and len(x) >= min_len)
+        for w in dict.fromkeys(x.lower() for x in words if len(x) >= min_len)
+    },
+    "gcd": math.gcd,
+    "count_occurrences": lambda text, sub: text.count(sub),
+    "clamp": lambda value, low, high: min(max(value, low), high),
+}
+
+# A problem signature per (arity, shape of the first parameter), and the example it gets.
+EXAMPLE_FOR = [
+    ("def f(a):", "digit_sum"),
+    ("def f(a: int):", "digit_sum"),
+    ("def f(a: list[int]):", "count_evens"),
+    ("def f(a: Optional[List[int]]):", "count_evens"),
+    ("def f(a: List[str]):", "initials"),
+    ("def f(a: 'tuple[str, ...]'):", "initials"),
+    ("def f(a: dict[str, int]):", "count_evens"),
+    ("def f(a: list[str], b: int):", "merge_counts"),  # no two-argument example of strings
+    ("def f(a: 'tuple[int, ...]'):", "count_evens"),
+    ("def f(a: str):", "count_vowels"),
+    ("def f(a: str | None):", "count_vowels"),
+    ("def f(a: Node):", "digit_sum"),
+    ("def f(a, b):", "merge_counts"),
+    ("def f(a: dict[str, int], b: int):", "merge_counts"),
+    ("def f(a: float, b: float):", "gcd"),
+    ("def f(a: str, b: int):", "count_occurrences"),
+    ("def f(a, b, c):", "clamp"),
+    ("def f(a: list[int], b, c):", "clamp"),
+    ("def f(a: str, b, c, d):", "count_occurrences"),  # arity 4: the two-argument examples
+]
+
+
+def example_block(prompt: str) -> tuple[str, list[str]]:
+    """The worked example's function name and its assert lines."""
+    head = prompt[: prompt.index("\n\n\n", prompt.index("\nassert "))]
+    name = head.split("(", 1)[0].removeprefix("def ")
+    return name, [line for line in head.splitlines() if line.startswith("assert ")]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_prompt_ends_with_the_kinds_header_and_the_open_call(kind: str) -> None:
+    prompt = build_tests_prompt(SKELETON, "add", 2, kind)
+    assert prompt.endswith(HEADERS[kind] + "assert add(")
     assert SKELETON + "    ...\n" in prompt
-    assert "# Example calls of add" in prompt
+    # The worked example is introduced by the same header, so the model continues the pattern.
+    assert HEADERS[kind].replace("add", "merge_counts") in prompt
 
 
-def test_prompt_few_shot_is_valid_python_and_in_the_parsed_format() -> None:
-    prompt = build_tests_prompt(SKELETON, "add")
-    head = prompt[: prompt.index(SKELETON)]
-    ast.parse(head)  # the worked example is a valid Python file
-    lines = [line for line in head.splitlines() if line.startswith("assert merge_counts(")]
-    assert len(lines) >= 5
-    tests, rejected = parse_test_inputs("\n".join(lines), "merge_counts", 2, "")
-    assert rejected == 0
-    assert len(tests) == len(lines)
-    assert all(t.expected_literal for t in tests)
+def test_prompt_variants_differ_only_in_their_examples_and_header() -> None:
+    typical = build_tests_prompt(SKELETON, "add", 2, TYPICAL)
+    boundary = build_tests_prompt(SKELETON, "add", 2, BOUNDARY)
+    assert typical != boundary
+    _, typical_lines = example_block(typical)
+    _, boundary_lines = example_block(boundary)
+    assert not set(typical_lines) & set(boundary_lines)
+    assert "merge_counts([], 3)" in boundary and "merge_counts([], 3)" not in typical
+    with pytest.raises(ValueError, match="kind"):
+        build_tests_prompt(SKELETON, "add", 2, "random")
 
 
-def test_prompt_block_of_asserts_contains_no_stop_sequence() -> None:
-    prompt = build_tests_prompt(SKELETON, "add")
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("signature_line", "example_name"), EXAMPLE_FOR)
+def test_prompt_example_fits_the_signature_parses_and_is_correct(
+    kind: str, signature_line: str, example_name: str
+) -> None:
+    problem = signature_line + "\n    pass\n"
+    signature = parse_signature(problem, "f")
+    assert signature is not None
+    arity = len(signature.params)
+    prompt = build_tests_prompt(problem, "f", arity, kind, signature)
+    name, lines = example_block(prompt)
+    assert name == example_name
+    example = prompt[: prompt.index(signature_line)]
+    ast.parse(example)  # the worked example is a valid Python file
+    example_signature = parse_signature(example, name)
+    example_arity = arity if arity <= 3 else 2
+    assert example_signature is not None and len(example_signature.params) == example_arity
+    report = parse_tests("\n".join(lines), name, example_arity, signature=example_signature, kind=kind)
+    assert len(lines) == 6
+    assert not report.rejected and not report.guesses_dropped
+    assert len(report.tests) == len(lines) and all(t.kind == kind for t in report.tests)
+    for test in report.tests:
+        args = ast.literal_eval(test.args_literal)
+        assert REFERENCE[name](*args) == ast.literal_eval(test.expected_literal), (name, test)
+    # The skeleton's own >>> example is right too.
+    (doc,) = docstring_tests(example, name, example_arity, example_signature)
+    assert REFERENCE[name](*ast.literal_eval(doc.args_literal)) == ast.literal_eval(doc.expected_literal)
+
+
+def test_param_shape() -> None:
+    def shape(annotation: str) -> str:
+        return param_shape(ast.parse(annotation, mode="eval").body)
+
+    assert [shape(a) for a in ("list[int]", "List[float]", "Sequence[int]", "dict", "tuple[int, str]")] == [
+        CONTAINER
+    ] * 5
+    assert [shape(a) for a in ("str", "Optional[str]", "None | str", "'str'")] == [STRING] * 4
+    assert [shape(a) for a in ("list[str]", "Optional[List[str]]", "tuple[str, ...]", "set[str]")] == [
+        STRINGS
+    ] * 4
+    assert [shape(a) for a in ("dict[str, int]", "list[list[str]]", "list[int | str]")] == [CONTAINER] * 3
+    assert [shape(a) for a in ("int", "float", "bool", "int | None")] == [SCALAR] * 4
+    assert [shape(a) for a in ("Node", "Callable[[int], int]", "'['")] == [""] * 3
+    assert param_shape(None) == ""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_prompt_block_of_asserts_contains_no_stop_sequence(kind: str) -> None:
+    prompt = build_tests_prompt(SKELETON, "add", 2, kind)
     block_start = prompt.index("assert merge_counts(")
     block_end = prompt.index("\n\n\n", block_start)
     block = prompt[block_start:block_end]
@@ -228,22 +345,7 @@ def test_make_test_id_is_stable_and_distinct() -> None:
     assert make_test_id("abc", "(1,)").startswith("abc-t")
 
 
-def test_prompt_example_has_the_problems_arity() -> None:
-    from services.testsynth.core import parse_test_inputs
-
-    for arity in (1, 2, 3):
-        prompt = build_tests_prompt("def f(a):\n    pass\n", "f", arity)
-        example = prompt.split("\n\n\n# Example calls of ", 1)[1].split(":\n", 1)[1].split("\n\n\n", 1)[0]
-        name = prompt.split("(", 1)[0].removeprefix("def ")
-        tests, rejected = parse_test_inputs(example, name, arity)
-        assert len(tests) >= 5 and rejected == 0, (arity, example)
-    # Arities without an example of their own fall back to the two-argument one.
-    assert build_tests_prompt("def f(a, b, c, d):\n    pass\n", "f", 4).startswith("def merge_counts(")
-
-
 def test_docstring_examples_become_tests() -> None:
-    from services.testsynth.core import docstring_tests
-
     skeleton = (
         "def scale(nums: list[int], k: int) -> list[int]:\n"
         '    """Multiply every number by k.\n\n'
@@ -262,3 +364,158 @@ def test_docstring_examples_become_tests() -> None:
         ("([], 5)", ""),
     ]
     assert docstring_tests(skeleton, "scale", 1) == []  # wrong arity: nothing kept
+
+
+# --- rejection reasons, kinds -------------------------------------------------------------
+
+
+def test_rejections_are_counted_by_reason() -> None:
+    lines = [
+        "assert add(1, 2) == 3",
+        "assert add(1) == 1",  # arity
+        "assert add(1, b=2) == 3",  # keywords
+        "assert add(*[1, 2]) == 3",  # starred
+        "assert add(x, 1) == 2",  # not_literal
+        "assert add(1e999, 1) == 1",  # not_literal (non-finite)
+        "assert add('" + "a" * MAX_LITERAL_CHARS + "', 1) == 1",  # too_large
+        "assert add(1, 2) + 1 == 4",  # not_a_call
+        "assert add('1', 2) == 3",  # type
+        "assert add([1, 2,",  # syntax (cut by the token budget)
+    ]
+    signature = parse_signature(SKELETON, "add")
+    report = parse_tests("\n".join(lines), "add", 2, signature=signature)
+    assert report.tests == [ParsedTest("(1, 2)", "3")]
+    assert dict(report.rejected) == {
+        "arity": 1,
+        "keywords": 2,
+        "not_literal": 2,
+        "too_large": 1,
+        "not_a_call": 1,
+        "type": 1,
+        "syntax": 1,
+    }
+    assert set(report.rejected) <= set(REASONS)
+    # Without the signature the string argument is a test like any other.
+    untyped = parse_tests("\n".join(lines), "add", 2)
+    assert ParsedTest("('1', 2)", "3") in untyped.tests and "type" not in untyped.rejected
+
+
+def test_parse_test_inputs_is_parse_tests_without_types() -> None:
+    text = "1, 2) == 3\nassert add('a', 2) == 3\nassert add(1) == 1\n"
+    tests, rejected = parse(text)
+    assert tests == parse_tests(text, "add", 2, calls_prefix("add")).tests
+    assert [t.args_literal for t in tests] == ["(1, 2)", "('a', 2)"] and rejected == 1
+
+
+def test_tests_carry_the_kind_of_their_prompt() -> None:
+    report = parse_tests("0, 0) == 0\nassert add(-1, 1) == 0\n", "add", 2, calls_prefix("add"), kind=BOUNDARY)
+    assert [t.kind for t in report.tests] == [BOUNDARY, BOUNDARY]
+    assert parse_tests("1, 2) == 3\n", "add", 2, calls_prefix("add")).tests[0].kind == TYPICAL
+
+
+def test_docstring_examples_are_type_checked_against_the_signature() -> None:
+    skeleton = (
+        "def scale(nums: list[int], k: int) -> list[int]:\n"
+        '    """Multiply every number by k.\n\n'
+        "    >>> scale([1, 2], 3)\n"
+        "    [3, 6]\n"
+        "    >>> scale([1.5], 2)\n"
+        "    [3.0]\n"
+        "    >>> scale([2], 2)\n"
+        "    '[4]'\n"
+        '    """\n'
+    )
+    signature = parse_signature(skeleton, "scale")
+    tests = docstring_tests(skeleton, "scale", 2, signature)
+    # [1.5] is not a list[int]; the string output is not a list[int] guess, so only the input stays.
+    assert tests == [ParsedTest("([1, 2], 3)", "[3, 6]"), ParsedTest("([2], 2)", "")]
+
+
+# --- dedupe by canonical literal, mix -----------------------------------------------------
+
+
+def test_dedupe_compares_canonical_literals() -> None:
+    tests = [
+        ParsedTest("(1,)", ""),
+        ParsedTest("(1, )", "2", BOUNDARY),
+        ParsedTest("( 1 ,)", "3"),
+        ParsedTest("({2, 1},)", "x"),
+        ParsedTest("({1, 2},)", "y"),
+        ParsedTest("(1.0,)", ""),  # a float is another input than an int
+    ]
+    kept, removed = dedupe_tests(tests)
+    # The first occurrence keeps its text and kind and takes the first expectation written later.
+    assert kept == [ParsedTest("(1,)", "2"), ParsedTest("({2, 1},)", "x"), ParsedTest("(1.0,)", "")]
+    assert removed == 3
+
+
+def test_dedupe_across_kinds_keeps_the_first_kind() -> None:
+    typical = parse_tests("0, 0) == 0\nassert add(1, 2) == 3\n", "add", 2, calls_prefix("add")).tests
+    boundary = parse_tests(
+        "0,0) == 0\nassert add(0, -1) == -1\n", "add", 2, calls_prefix("add"), kind=BOUNDARY
+    )
+    kept, removed = dedupe_tests([*typical, *boundary.tests])
+    assert [(t.args_literal, t.kind) for t in kept] == [
+        ("(0, 0)", TYPICAL),
+        ("(1, 2)", TYPICAL),
+        ("(0, -1)", BOUNDARY),
+    ]
+    assert removed == 1
+
+
+def make_pool(typical: int, boundary: int) -> list[ParsedTest]:
+    """Alternating kinds (typical first), distinct inputs."""
+    pool: list[ParsedTest] = []
+    t = b = 0
+    while t < typical or b < boundary:
+        if t < typical:
+            pool.append(ParsedTest(f"({t},)", "", TYPICAL))
+            t += 1
+        if b < boundary:
+            pool.append(ParsedTest(f"({-1 - b},)", "", BOUNDARY))
+            b += 1
+    return pool
+
+
+@pytest.mark.parametrize(
+    ("typical", "boundary", "count", "ratio", "want"),
+    [
+        (200, 200, 100, 0.3, (70, 30)),  # enough of both: the ratio
+        (200, 200, 100, 0.0, (100, 0)),
+        (200, 200, 100, 1.0, (0, 100)),
+        (20, 200, 100, 0.3, (20, 80)),  # typical short: boundary fills in
+        (200, 5, 100, 0.3, (95, 5)),  # boundary short: typical fills in
+        (3, 2, 100, 0.3, (3, 2)),  # fewer than asked: everything
+        (10, 10, 5, 0.5, (3, 2)),  # 2.5 boundary tests round half to even: 2
+    ],
+)
+def test_mix_tests_follows_the_ratio_and_fills_shortfalls(
+    typical: int, boundary: int, count: int, ratio: float, want: tuple[int, int]
+) -> None:
+    pool = make_pool(typical, boundary)
+    mixed = mix_tests(pool, count, ratio)
+    got = (sum(t.kind == TYPICAL for t in mixed), sum(t.kind == BOUNDARY for t in mixed))
+    assert got == want
+    assert len(mixed) == min(count, len(pool))
+    # Order of arrival is kept, and each kind is taken from its front.
+    assert mixed == [t for t in pool if t in mixed]
+    assert [t for t in mixed if t.kind == TYPICAL] == [t for t in pool if t.kind == TYPICAL][: got[0]]
+
+
+def test_boundary_quota_rounds_and_clamps() -> None:
+    assert boundary_quota(100, 0.3) == 30
+    assert boundary_quota(8, 0.3) == 2
+    assert boundary_quota(1, 0.3) == 0
+    assert boundary_quota(1, 0.6) == 1
+    assert boundary_quota(10, 1.0) == 10
+    assert boundary_quota(10, 0.0) == 0
+
+
+def test_split_samples_in_proportion_to_the_shortfalls() -> None:
+    assert split_samples(4, {TYPICAL: 70, BOUNDARY: 30}) == {TYPICAL: 3, BOUNDARY: 1}
+    assert split_samples(8, {TYPICAL: 10, BOUNDARY: 10}) == {TYPICAL: 4, BOUNDARY: 4}
+    assert split_samples(4, {TYPICAL: 0, BOUNDARY: 30}) == {BOUNDARY: 4}
+    assert split_samples(4, {TYPICAL: -3, BOUNDARY: 0}) == {}
+    # Each short kind gets one even when there are fewer samples than kinds.
+    assert split_samples(1, {TYPICAL: 99, BOUNDARY: 1}) == {TYPICAL: 1, BOUNDARY: 1}
+    assert sum(split_samples(7, {TYPICAL: 5, BOUNDARY: 50}).values()) == 7

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ucoder_common.pb import common_pb2 as ucoder_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ucoder/v1/clusterer.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\"\xa9\x02\n\x0e\x43lusterRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12(\n\ncandidates\x18\x03 \x03(\x0b\x32\x14.ucoder.v1.Candidate\x12+\n\x07results\x18\x04 \x03(\x0b\x32\x1a.ucoder.v1.CandidateResult\x12\x0b\n\x03rho\x18\x05 \x01(\x01\x12\x0b\n\x03tau\x18\x06 \x01(\x05\x12\x30\n\x0esignature_mode\x18\x07 \x01(\x0e\x32\x18.ucoder.v1.SignatureMode\x12+\n\x08sampling\x18\x08 \x01(\x0b\x32\x19.ucoder.v1.SamplingPolicy\x12\x0e\n\x06\x62udget\x18\t \x01(\x05\x12\r\n\x05round\x18\n \x01(\x05\"\xd6\x01\n\x0f\x43lusterResponse\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12\'\n\tselection\x18\x03 \x01(\x0b\x32\x14.ucoder.v1.Selection\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\r\n\x05round\x18\x05 \x01(\x05\x12\x13\n\x0bsample_more\x18\x06 \x01(\x08\x12\x12\n\nnext_round\x18\x07 \x01(\x05\x12\x17\n\x0fsampling_reason\x18\x08 \x01(\t\x12\x10\n\x08p_change\x18\t \x01(\x01\x32T\n\x10\x43lustererService\x12@\n\x07\x43luster\x12\x19.ucoder.v1.ClusterRequest\x1a\x1a.ucoder.v1.ClusterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ucoder/v1/clusterer.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\"\xf1\x02\n\x0e\x43lusterRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12(\n\ncandidates\x18\x03 \x03(\x0b\x32\x14.ucoder.v1.Candidate\x12+\n\x07results\x18\x04 \x03(\x0b\x32\x1a.ucoder.v1.CandidateResult\x12\x0b\n\x03rho\x18\x05 \x01(\x01\x12\x0b\n\x03tau\x18\x06 \x01(\x05\x12\x30\n\x0esignature_mode\x18\x07 \x01(\x0e\x32\x18.ucoder.v1.SignatureMode\x12+\n\x08sampling\x18\x08 \x01(\x0b\x32\x19.ucoder.v1.SamplingPolicy\x12\x0e\n\x06\x62udget\x18\t \x01(\x05\x12\r\n\x05round\x18\n \x01(\x05\x12\x16\n\x0eselection_rule\x18\x0b \x01(\t\x12\x1b\n\x0emin_confidence\x18\x0c \x01(\x01H\x00\x88\x01\x01\x42\x11\n\x0f_min_confidence\"\xd6\x01\n\x0f\x43lusterResponse\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12\'\n\tselection\x18\x03 \x01(\x0b\x32\x14.ucoder.v1.Selection\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\r\n\x05round\x18\x05 \x01(\x05\x12\x13\n\x0bsample_more\x18\x06 \x01(\x08\x12\x12\n\nnext_round\x18\x07 \x01(\x05\x12\x17\n\x0fsampling_reason\x18\x08 \x01(\t\x12\x10\n\x08p_change\x18\t \x01(\x01\x32T\n\x10\x43lustererService\x12@\n\x07\x43luster\x12\x19.ucoder.v1.ClusterRequest\x1a\x1a.ucoder.v1.ClusterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ucoder.v1.clusterer_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CLUSTERREQUEST']._serialized_start=65
-  _globals['_CLUSTERREQUEST']._serialized_end=362
-  _globals['_CLUSTERRESPONSE']._serialized_start=365
-  _globals['_CLUSTERRESPONSE']._serialized_end=579
-  _globals['_CLUSTERERSERVICE']._serialized_start=581
-  _globals['_CLUSTERERSERVICE']._serialized_end=665
+  _globals['_CLUSTERREQUEST']._serialized_end=434
+  _globals['_CLUSTERRESPONSE']._serialized_start=437
+  _globals['_CLUSTERRESPONSE']._serialized_end=651
+  _globals['_CLUSTERERSERVICE']._serialized_start=653
+  _globals['_CLUSTERERSERVICE']._serialized_end=737
 # @@protoc_insertion_point(module_scope)

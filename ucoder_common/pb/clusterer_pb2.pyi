@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ClusterRequest(_message.Message):
-    __slots__ = ("iteration_id", "problem_id", "candidates", "results", "rho", "tau", "signature_mode", "sampling", "budget", "round")
+    __slots__ = ("iteration_id", "problem_id", "candidates", "results", "rho", "tau", "signature_mode", "sampling", "budget", "round", "selection_rule", "min_confidence")
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,8 @@ class ClusterRequest(_message.Message):
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_RULE_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     problem_id: str
     candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
@@ -29,7 +31,9 @@ class ClusterRequest(_message.Message):
     sampling: _common_pb2.SamplingPolicy
     budget: int
     round: int
-    def __init__(self, iteration_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[_common_pb2.CandidateResult, _Mapping]]] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingPolicy, _Mapping]] = ..., budget: _Optional[int] = ..., round: _Optional[int] = ...) -> None: ...
+    selection_rule: str
+    min_confidence: float
+    def __init__(self, iteration_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[_common_pb2.CandidateResult, _Mapping]]] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingPolicy, _Mapping]] = ..., budget: _Optional[int] = ..., round: _Optional[int] = ..., selection_rule: _Optional[str] = ..., min_confidence: _Optional[float] = ...) -> None: ...
 
 class ClusterResponse(_message.Message):
     __slots__ = ("iteration_id", "problem_id", "selection", "error", "round", "sample_more", "next_round", "sampling_reason", "p_change")

@@ -24,33 +24,33 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ucoder/v1/common.proto\x12\tucoder.v1\"w\n\x07Problem\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\t\x12\x11\n\tdocstring\x18\x04 \x01(\t\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\r\n\x05\x61rity\x18\x06 \x01(\x05\"K\n\x08TestCase\x12\x0f\n\x07test_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61rgs_literal\x18\x02 \x01(\t\x12\x18\n\x10\x65xpected_literal\x18\x03 \x01(\t\"_\n\tCandidate\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x1a\n\x12\x63umulative_logprob\x18\x03 \x01(\x01\x12\x12\n\nnum_tokens\x18\x04 \x01(\x05\"\x9a\x01\n\x0bTestOutcome\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.ucoder.v1.OutcomeKind\x12\x14\n\x0cvalue_digest\x18\x02 \x01(\t\x12\x16\n\x0e\x65xception_type\x18\x03 \x01(\t\x12\x12\n\nvalue_repr\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\x0e\n\x06passed\x18\x06 \x01(\x08\"Q\n\x0f\x43\x61ndidateResult\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12(\n\x08outcomes\x18\x02 \x03(\x0b\x32\x16.ucoder.v1.TestOutcome\"\xd5\x01\n\tSelection\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x10\n\x08selected\x18\x02 \x01(\x08\x12\x14\n\x0c\x63\x61ndidate_id\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x14\n\x0c\x63luster_size\x18\x05 \x01(\x05\x12\x14\n\x0cnum_clusters\x18\x06 \x01(\x05\x12\x10\n\x08\x65ligible\x18\x07 \x01(\x05\x12\x19\n\x11\x65xecution_success\x18\x08 \x01(\x01\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x15\n\rcluster_sizes\x18\n \x03(\x05\"\xa6\x01\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x64\x61pter_object\x18\x03 \x01(\t\x12\x14\n\x0citeration_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x05 \x01(\x03\x12\x16\n\x0etrain_examples\x18\x06 \x01(\x05\x12\x12\n\ntrain_loss\x18\x07 \x01(\x01\"@\n\x0eSamplingPolicy\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x12\n\nround_size\x18\x02 \x01(\x05\x12\x0c\n\x04risk\x18\x03 \x01(\x01\"F\n\x0cTrainExample\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\ncompletion\x18\x03 \x01(\t*\xeb\x01\n\x0bOutcomeKind\x12\x1c\n\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OUTCOME_KIND_RETURNED\x10\x01\x12\x17\n\x13OUTCOME_KIND_RAISED\x10\x02\x12\x18\n\x14OUTCOME_KIND_TIMEOUT\x10\x03\x12\x17\n\x13OUTCOME_KIND_MEMORY\x10\x04\x12\x1d\n\x19OUTCOME_KIND_OUTPUT_LIMIT\x10\x05\x12\x1e\n\x1aOUTCOME_KIND_COMPILE_ERROR\x10\x06\x12\x18\n\x14OUTCOME_KIND_CRASHED\x10\x07*c\n\rSignatureMode\x12\x1e\n\x1aSIGNATURE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15SIGNATURE_MODE_OUTPUT\x10\x01\x12\x17\n\x13SIGNATURE_MODE_PASS\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ucoder/v1/common.proto\x12\tucoder.v1\"\xca\x02\n\x07Problem\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\t\x12\x11\n\tdocstring\x18\x04 \x01(\t\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\r\n\x05\x61rity\x18\x06 \x01(\x05\x12\r\n\x05title\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x15\n\rexample_input\x18\t \x01(\t\x12\x16\n\x0e\x65xample_output\x18\n \x01(\t\x12\x0c\n\x04hint\x18\x0b \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x0c \x01(\t\x12\x15\n\rquality_score\x18\r \x01(\x01\x12\x12\n\ndifficulty\x18\x0e \x01(\t\x12\x16\n\x0erating_summary\x18\x0f \x01(\t\x12\x1b\n\x13skeleton_from_model\x18\x10 \x01(\x08\"Y\n\x08TestCase\x12\x0f\n\x07test_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61rgs_literal\x18\x02 \x01(\t\x12\x18\n\x10\x65xpected_literal\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\"_\n\tCandidate\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x1a\n\x12\x63umulative_logprob\x18\x03 \x01(\x01\x12\x12\n\nnum_tokens\x18\x04 \x01(\x05\"\x9a\x01\n\x0bTestOutcome\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.ucoder.v1.OutcomeKind\x12\x14\n\x0cvalue_digest\x18\x02 \x01(\t\x12\x16\n\x0e\x65xception_type\x18\x03 \x01(\t\x12\x12\n\nvalue_repr\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\x0e\n\x06passed\x18\x06 \x01(\x08\"Q\n\x0f\x43\x61ndidateResult\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12(\n\x08outcomes\x18\x02 \x03(\x0b\x32\x16.ucoder.v1.TestOutcome\"\x9a\x02\n\tSelection\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x10\n\x08selected\x18\x02 \x01(\x08\x12\x14\n\x0c\x63\x61ndidate_id\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x14\n\x0c\x63luster_size\x18\x05 \x01(\x05\x12\x14\n\x0cnum_clusters\x18\x06 \x01(\x05\x12\x10\n\x08\x65ligible\x18\x07 \x01(\x05\x12\x19\n\x11\x65xecution_success\x18\x08 \x01(\x01\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x15\n\rcluster_sizes\x18\n \x03(\x05\x12\x12\n\nconfidence\x18\x0b \x01(\x01\x12\x0c\n\x04rule\x18\x0c \x01(\t\x12\x0e\n\x06margin\x18\r \x01(\x05\x12\x11\n\tabstained\x18\x0e \x01(\t\"\xa6\x01\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x64\x61pter_object\x18\x03 \x01(\t\x12\x14\n\x0citeration_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x05 \x01(\x03\x12\x16\n\x0etrain_examples\x18\x06 \x01(\x05\x12\x12\n\ntrain_loss\x18\x07 \x01(\x01\"@\n\x0eSamplingPolicy\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x12\n\nround_size\x18\x02 \x01(\x05\x12\x0c\n\x04risk\x18\x03 \x01(\x01\"F\n\x0cTrainExample\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\ncompletion\x18\x03 \x01(\t*\xeb\x01\n\x0bOutcomeKind\x12\x1c\n\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OUTCOME_KIND_RETURNED\x10\x01\x12\x17\n\x13OUTCOME_KIND_RAISED\x10\x02\x12\x18\n\x14OUTCOME_KIND_TIMEOUT\x10\x03\x12\x17\n\x13OUTCOME_KIND_MEMORY\x10\x04\x12\x1d\n\x19OUTCOME_KIND_OUTPUT_LIMIT\x10\x05\x12\x1e\n\x1aOUTCOME_KIND_COMPILE_ERROR\x10\x06\x12\x18\n\x14OUTCOME_KIND_CRASHED\x10\x07*c\n\rSignatureMode\x12\x1e\n\x1aSIGNATURE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15SIGNATURE_MODE_OUTPUT\x10\x01\x12\x17\n\x13SIGNATURE_MODE_PASS\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ucoder.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTCOMEKIND']._serialized_start=1096
-  _globals['_OUTCOMEKIND']._serialized_end=1331
-  _globals['_SIGNATUREMODE']._serialized_start=1333
-  _globals['_SIGNATUREMODE']._serialized_end=1432
-  _globals['_PROBLEM']._serialized_start=37
-  _globals['_PROBLEM']._serialized_end=156
-  _globals['_TESTCASE']._serialized_start=158
-  _globals['_TESTCASE']._serialized_end=233
-  _globals['_CANDIDATE']._serialized_start=235
-  _globals['_CANDIDATE']._serialized_end=330
-  _globals['_TESTOUTCOME']._serialized_start=333
-  _globals['_TESTOUTCOME']._serialized_end=487
-  _globals['_CANDIDATERESULT']._serialized_start=489
-  _globals['_CANDIDATERESULT']._serialized_end=570
-  _globals['_SELECTION']._serialized_start=573
-  _globals['_SELECTION']._serialized_end=786
-  _globals['_MODELVERSION']._serialized_start=789
-  _globals['_MODELVERSION']._serialized_end=955
-  _globals['_SAMPLINGPOLICY']._serialized_start=957
-  _globals['_SAMPLINGPOLICY']._serialized_end=1021
-  _globals['_TRAINEXAMPLE']._serialized_start=1023
-  _globals['_TRAINEXAMPLE']._serialized_end=1093
+  _globals['_OUTCOMEKIND']._serialized_start=1391
+  _globals['_OUTCOMEKIND']._serialized_end=1626
+  _globals['_SIGNATUREMODE']._serialized_start=1628
+  _globals['_SIGNATUREMODE']._serialized_end=1727
+  _globals['_PROBLEM']._serialized_start=38
+  _globals['_PROBLEM']._serialized_end=368
+  _globals['_TESTCASE']._serialized_start=370
+  _globals['_TESTCASE']._serialized_end=459
+  _globals['_CANDIDATE']._serialized_start=461
+  _globals['_CANDIDATE']._serialized_end=556
+  _globals['_TESTOUTCOME']._serialized_start=559
+  _globals['_TESTOUTCOME']._serialized_end=713
+  _globals['_CANDIDATERESULT']._serialized_start=715
+  _globals['_CANDIDATERESULT']._serialized_end=796
+  _globals['_SELECTION']._serialized_start=799
+  _globals['_SELECTION']._serialized_end=1081
+  _globals['_MODELVERSION']._serialized_start=1084
+  _globals['_MODELVERSION']._serialized_end=1250
+  _globals['_SAMPLINGPOLICY']._serialized_start=1252
+  _globals['_SAMPLINGPOLICY']._serialized_end=1316
+  _globals['_TRAINEXAMPLE']._serialized_start=1318
+  _globals['_TRAINEXAMPLE']._serialized_end=1388
 # @@protoc_insertion_point(module_scope)

@@ -36,30 +36,52 @@ SIGNATURE_MODE_OUTPUT: SignatureMode
 SIGNATURE_MODE_PASS: SignatureMode
 
 class Problem(_message.Message):
-    __slots__ = ("problem_id", "entry_point", "signature", "docstring", "prompt", "arity")
+    __slots__ = ("problem_id", "entry_point", "signature", "docstring", "prompt", "arity", "title", "description", "example_input", "example_output", "hint", "category", "quality_score", "difficulty", "rating_summary", "skeleton_from_model")
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
     ENTRY_POINT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     DOCSTRING_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     ARITY_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_INPUT_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
+    RATING_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    SKELETON_FROM_MODEL_FIELD_NUMBER: _ClassVar[int]
     problem_id: str
     entry_point: str
     signature: str
     docstring: str
     prompt: str
     arity: int
-    def __init__(self, problem_id: _Optional[str] = ..., entry_point: _Optional[str] = ..., signature: _Optional[str] = ..., docstring: _Optional[str] = ..., prompt: _Optional[str] = ..., arity: _Optional[int] = ...) -> None: ...
+    title: str
+    description: str
+    example_input: str
+    example_output: str
+    hint: str
+    category: str
+    quality_score: float
+    difficulty: str
+    rating_summary: str
+    skeleton_from_model: bool
+    def __init__(self, problem_id: _Optional[str] = ..., entry_point: _Optional[str] = ..., signature: _Optional[str] = ..., docstring: _Optional[str] = ..., prompt: _Optional[str] = ..., arity: _Optional[int] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., example_input: _Optional[str] = ..., example_output: _Optional[str] = ..., hint: _Optional[str] = ..., category: _Optional[str] = ..., quality_score: _Optional[float] = ..., difficulty: _Optional[str] = ..., rating_summary: _Optional[str] = ..., skeleton_from_model: _Optional[bool] = ...) -> None: ...
 
 class TestCase(_message.Message):
-    __slots__ = ("test_id", "args_literal", "expected_literal")
+    __slots__ = ("test_id", "args_literal", "expected_literal", "kind")
     TEST_ID_FIELD_NUMBER: _ClassVar[int]
     ARGS_LITERAL_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_LITERAL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     test_id: str
     args_literal: str
     expected_literal: str
-    def __init__(self, test_id: _Optional[str] = ..., args_literal: _Optional[str] = ..., expected_literal: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, test_id: _Optional[str] = ..., args_literal: _Optional[str] = ..., expected_literal: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("candidate_id", "code", "cumulative_logprob", "num_tokens")
@@ -98,7 +120,7 @@ class CandidateResult(_message.Message):
     def __init__(self, candidate_id: _Optional[str] = ..., outcomes: _Optional[_Iterable[_Union[TestOutcome, _Mapping]]] = ...) -> None: ...
 
 class Selection(_message.Message):
-    __slots__ = ("problem_id", "selected", "candidate_id", "code", "cluster_size", "num_clusters", "eligible", "execution_success", "reason", "cluster_sizes")
+    __slots__ = ("problem_id", "selected", "candidate_id", "code", "cluster_size", "num_clusters", "eligible", "execution_success", "reason", "cluster_sizes", "confidence", "rule", "margin", "abstained")
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
     SELECTED_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +131,10 @@ class Selection(_message.Message):
     EXECUTION_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_SIZES_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    ABSTAINED_FIELD_NUMBER: _ClassVar[int]
     problem_id: str
     selected: bool
     candidate_id: str
@@ -119,7 +145,11 @@ class Selection(_message.Message):
     execution_success: float
     reason: str
     cluster_sizes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, problem_id: _Optional[str] = ..., selected: _Optional[bool] = ..., candidate_id: _Optional[str] = ..., code: _Optional[str] = ..., cluster_size: _Optional[int] = ..., num_clusters: _Optional[int] = ..., eligible: _Optional[int] = ..., execution_success: _Optional[float] = ..., reason: _Optional[str] = ..., cluster_sizes: _Optional[_Iterable[int]] = ...) -> None: ...
+    confidence: float
+    rule: str
+    margin: int
+    abstained: str
+    def __init__(self, problem_id: _Optional[str] = ..., selected: _Optional[bool] = ..., candidate_id: _Optional[str] = ..., code: _Optional[str] = ..., cluster_size: _Optional[int] = ..., num_clusters: _Optional[int] = ..., eligible: _Optional[int] = ..., execution_success: _Optional[float] = ..., reason: _Optional[str] = ..., cluster_sizes: _Optional[_Iterable[int]] = ..., confidence: _Optional[float] = ..., rule: _Optional[str] = ..., margin: _Optional[int] = ..., abstained: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
     __slots__ = ("version", "base_model", "adapter_object", "iteration_id", "created_unix_ms", "train_examples", "train_loss")

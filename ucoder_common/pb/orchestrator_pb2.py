@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from ucoder_common.pb import common_pb2 as ucoder_dot_v1_dot_common__pb2
+from ucoder_common.pb import problemgen_pb2 as ucoder_dot_v1_dot_problemgen__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cucoder/v1/orchestrator.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\"\x8c\x03\n\rIterationSpec\x12\x14\n\x0cnum_problems\x18\x01 \x01(\x05\x12\x19\n\x11tests_per_problem\x18\x02 \x01(\x05\x12\x1b\n\x13samples_per_problem\x18\x03 \x01(\x05\x12\x0b\n\x03rho\x18\x04 \x01(\x01\x12\x0b\n\x03tau\x18\x05 \x01(\x05\x12\x13\n\x0btemperature\x18\x06 \x01(\x01\x12\x12\n\nmax_tokens\x18\x07 \x01(\x05\x12\x30\n\x0esignature_mode\x18\x08 \x01(\x0e\x32\x18.ucoder.v1.SignatureMode\x12\r\n\x05model\x18\t \x01(\t\x12\x14\n\x0ctrain_epochs\x18\n \x01(\x05\x12\'\n\nevaluation\x18\x0b \x01(\x0b\x32\x13.ucoder.v1.EvalSpec\x12\x17\n\x0fskip_evaluation\x18\x0c \x01(\x08\x12\x12\n\niterations\x18\r \x01(\x05\x12\x10\n\x08patience\x18\x0e \x01(\x05\x12+\n\x08sampling\x18\x0f \x01(\x0b\x32\x19.ucoder.v1.SamplingPolicy\"b\n\x08\x45valSpec\x12\x10\n\x08problems\x18\x01 \x01(\x05\x12\x0f\n\x07samples\x18\x02 \x01(\x05\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\n\n\x02ks\x18\x05 \x03(\x05\"\x96\x02\n\nEvalResult\x12\x15\n\rmodel_version\x18\x01 \x01(\x05\x12\x11\n\tpass_at_1\x18\x02 \x01(\x01\x12\x35\n\tpass_at_k\x18\x03 \x03(\x0b\x32\".ucoder.v1.EvalResult.PassAtKEntry\x12\x14\n\x0cnum_problems\x18\x04 \x01(\x05\x12\x13\n\x0bnum_samples\x18\x05 \x01(\x05\x12\x0f\n\x07seconds\x18\x06 \x01(\x01\x12\x18\n\x10\x66inished_unix_ms\x18\x07 \x01(\x03\x12!\n\x04spec\x18\x08 \x01(\x0b\x32\x13.ucoder.v1.EvalSpec\x1a.\n\x0cPassAtKEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xf4\x02\n\x0cProblemState\x12#\n\x07problem\x18\x01 \x01(\x0b\x32\x12.ucoder.v1.Problem\x12$\n\nstage_done\x18\x02 \x01(\x0e\x32\x10.ucoder.v1.Stage\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\"\n\x05tests\x18\x04 \x03(\x0b\x32\x13.ucoder.v1.TestCase\x12(\n\ncandidates\x18\x05 \x03(\x0b\x32\x14.ucoder.v1.Candidate\x12+\n\x07results\x18\x06 \x03(\x0b\x32\x1a.ucoder.v1.CandidateResult\x12\'\n\tselection\x18\x07 \x01(\x0b\x32\x14.ucoder.v1.Selection\x12\x17\n\x0fsampler_adapter\x18\x08 \x01(\t\x12\x0e\n\x06rounds\x18\t \x01(\x05\x12\x12\n\nround_size\x18\n \x01(\x05\x12\x17\n\x0fsampling_reason\x18\x0b \x01(\t\x12\x10\n\x08p_change\x18\x0c \x01(\x01\"\x8d\x01\n\nStageStats\x12\x1f\n\x05stage\x18\x01 \x01(\x0e\x32\x10.ucoder.v1.Stage\x12\x0c\n\x04\x64one\x18\x02 \x01(\x05\x12\r\n\x05total\x18\x03 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x05\x12\x17\n\x0fstarted_unix_ms\x18\x05 \x01(\x03\x12\x18\n\x10\x66inished_unix_ms\x18\x06 \x01(\x03\"\xfd\x05\n\tIteration\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12&\n\x04spec\x18\x02 \x01(\x0b\x32\x18.ucoder.v1.IterationSpec\x12(\n\x05phase\x18\x03 \x01(\x0e\x32\x19.ucoder.v1.IterationPhase\x12\x1f\n\x05stage\x18\x04 \x01(\x0e\x32\x10.ucoder.v1.Stage\x12\x18\n\x10model_version_in\x18\x05 \x01(\x05\x12\x32\n\x11model_version_out\x18\x06 \x01(\x0b\x32\x17.ucoder.v1.ModelVersion\x12%\n\x06stages\x18\x07 \x03(\x0b\x32\x15.ucoder.v1.StageStats\x12\x17\n\x0f\x63reated_unix_ms\x18\x08 \x01(\x03\x12\x18\n\x10\x66inished_unix_ms\x18\t \x01(\x03\x12\r\n\x05\x65rror\x18\n \x01(\t\x12)\n\x08problems\x18\x0b \x03(\x0b\x32\x17.ucoder.v1.ProblemState\x12\x1a\n\x12problems_generated\x18\x0c \x01(\x05\x12\x19\n\x11problems_rejected\x18\r \x01(\x05\x12\x12\n\ntests_kept\x18\x0e \x01(\x05\x12\x12\n\ncandidates\x18\x0f \x01(\x05\x12\x12\n\nexecutions\x18\x10 \x01(\x05\x12\x10\n\x08selected\x18\x11 \x01(\x05\x12\x13\n\x0bproblem_ids\x18\x12 \x03(\t\x12&\n\x07\x65val_in\x18\x13 \x01(\x0b\x32\x15.ucoder.v1.EvalResult\x12\'\n\x08\x65val_out\x18\x14 \x01(\x0b\x32\x15.ucoder.v1.EvalResult\x12\x0e\n\x06run_id\x18\x15 \x01(\t\x12\x11\n\trun_index\x18\x16 \x01(\x05\x12\x19\n\x11next_iteration_id\x18\x17 \x01(\t\x12\x14\n\x0c\x62\x65st_version\x18\x18 \x01(\x05\x12\x16\n\x0e\x62\x65st_pass_at_1\x18\x19 \x01(\x01\x12\x18\n\x10stale_iterations\x18\x1a \x01(\x05\x12\x14\n\x0crun_decision\x18\x1b \x01(\t\"\xbf\x01\n\rProgressEvent\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x0f\n\x07unix_ms\x18\x02 \x01(\x03\x12\x1f\n\x05stage\x18\x03 \x01(\x0e\x32\x10.ucoder.v1.Stage\x12\x0c\n\x04\x64one\x18\x04 \x01(\x05\x12\r\n\x05total\x18\x05 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x05\x12(\n\x05phase\x18\x07 \x01(\x0e\x32\x19.ucoder.v1.IterationPhase\x12\x0f\n\x07message\x18\x08 \x01(\t\"?\n\x15StartIterationRequest\x12&\n\x04spec\x18\x01 \x01(\x0b\x32\x18.ucoder.v1.IterationSpec\"E\n\x13GetIterationRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x18\n\x10include_problems\x18\x02 \x01(\x08\"\x17\n\x15ListIterationsRequest\"B\n\x16ListIterationsResponse\x12(\n\niterations\x18\x01 \x03(\x0b\x32\x14.ucoder.v1.Iteration\"-\n\x15WatchIterationRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\".\n\x16\x43\x61ncelIterationRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\"b\n\x0f\x45valuateRequest\x12\x1a\n\rmodel_version\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12!\n\x04spec\x18\x02 \x01(\x0b\x32\x13.ucoder.v1.EvalSpecB\x10\n\x0e_model_version\"m\n\x10\x45valuateProgress\x12\x15\n\rmodel_version\x18\x01 \x01(\x05\x12\x0c\n\x04\x64one\x18\x02 \x01(\x05\x12\r\n\x05total\x18\x03 \x01(\x05\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x15.ucoder.v1.EvalResult*\xac\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTAGE_PROBLEMS\x10\x01\x12\x0f\n\x0bSTAGE_TESTS\x10\x02\x12\x12\n\x0eSTAGE_SAMPLING\x10\x03\x12\x13\n\x0fSTAGE_EXECUTION\x10\x04\x12\x14\n\x10STAGE_CLUSTERING\x10\x05\x12\x12\n\x0eSTAGE_TRAINING\x10\x06\x12\x14\n\x10STAGE_EVALUATION\x10\x07*\xa8\x01\n\x0eIterationPhase\x12\x1f\n\x1bITERATION_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n\x17ITERATION_PHASE_RUNNING\x10\x01\x12\x1d\n\x19ITERATION_PHASE_COMPLETED\x10\x02\x12\x1a\n\x16ITERATION_PHASE_FAILED\x10\x03\x12\x1d\n\x19ITERATION_PHASE_CANCELLED\x10\x04\x32\xdf\x03\n\x13OrchestratorService\x12H\n\x0eStartIteration\x12 .ucoder.v1.StartIterationRequest\x1a\x14.ucoder.v1.Iteration\x12\x44\n\x0cGetIteration\x12\x1e.ucoder.v1.GetIterationRequest\x1a\x14.ucoder.v1.Iteration\x12U\n\x0eListIterations\x12 .ucoder.v1.ListIterationsRequest\x1a!.ucoder.v1.ListIterationsResponse\x12N\n\x0eWatchIteration\x12 .ucoder.v1.WatchIterationRequest\x1a\x18.ucoder.v1.ProgressEvent0\x01\x12J\n\x0f\x43\x61ncelIteration\x12!.ucoder.v1.CancelIterationRequest\x1a\x14.ucoder.v1.Iteration\x12\x45\n\x08\x45valuate\x12\x1a.ucoder.v1.EvaluateRequest\x1a\x1b.ucoder.v1.EvaluateProgress0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cucoder/v1/orchestrator.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\x1a\x1aucoder/v1/problemgen.proto\"\xd4\x03\n\rIterationSpec\x12\x14\n\x0cnum_problems\x18\x01 \x01(\x05\x12\x19\n\x11tests_per_problem\x18\x02 \x01(\x05\x12\x1b\n\x13samples_per_problem\x18\x03 \x01(\x05\x12\x0b\n\x03rho\x18\x04 \x01(\x01\x12\x0b\n\x03tau\x18\x05 \x01(\x05\x12\x13\n\x0btemperature\x18\x06 \x01(\x01\x12\x12\n\nmax_tokens\x18\x07 \x01(\x05\x12\x30\n\x0esignature_mode\x18\x08 \x01(\x0e\x32\x18.ucoder.v1.SignatureMode\x12\r\n\x05model\x18\t \x01(\t\x12\x14\n\x0ctrain_epochs\x18\n \x01(\x05\x12\'\n\nevaluation\x18\x0b \x01(\x0b\x32\x13.ucoder.v1.EvalSpec\x12\x17\n\x0fskip_evaluation\x18\x0c \x01(\x08\x12\x12\n\niterations\x18\r \x01(\x05\x12\x10\n\x08patience\x18\x0e \x01(\x05\x12+\n\x08sampling\x18\x0f \x01(\x0b\x32\x19.ucoder.v1.SamplingPolicy\x12\x16\n\x0eselection_rule\x18\x10 \x01(\t\x12\x1b\n\x0emin_confidence\x18\x11 \x01(\x01H\x00\x88\x01\x01\x42\x11\n\x0f_min_confidence\"b\n\x08\x45valSpec\x12\x10\n\x08problems\x18\x01 \x01(\x05\x12\x0f\n\x07samples\x18\x02 \x01(\x05\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\n\n\x02ks\x18\x05 \x03(\x05\"\x96\x02\n\nEvalResult\x12\x15\n\rmodel_version\x18\x01 \x01(\x05\x12\x11\n\tpass_at_1\x18\x02 \x01(\x01\x12\x35\n\tpass_at_k\x18\x03 \x03(\x0b\x32\".ucoder.v1.EvalResult.PassAtKEntry\x12\x14\n\x0cnum_problems\x18\x04 \x01(\x05\x12\x13\n\x0bnum_samples\x18\x05 \x01(\x05\x12\x0f\n\x07seconds\x18\x06 \x01(\x01\x12\x18\n\x10\x66inished_unix_ms\x18\x07 \x01(\x03\x12!\n\x04spec\x18\x08 \x01(\x0b\x32\x13.ucoder.v1.EvalSpec\x1a.\n\x0cPassAtKEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x92\x03\n\x0cProblemState\x12#\n\x07problem\x18\x01 \x01(\x0b\x32\x12.ucoder.v1.Problem\x12$\n\nstage_done\x18\x02 \x01(\x0e\x32\x10.ucoder.v1.Stage\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\"\n\x05tests\x18\x04 \x03(\x0b\x32\x13.ucoder.v1.TestCase\x12(\n\ncandidates\x18\x05 \x03(\x0b\x32\x14.ucoder.v1.Candidate\x12+\n\x07results\x18\x06 \x03(\x0b\x32\x1a.ucoder.v1.CandidateResult\x12\'\n\tselection\x18\x07 \x01(\x0b\x32\x14.ucoder.v1.Selection\x12\x17\n\x0fsampler_adapter\x18\x08 \x01(\t\x12\x0e\n\x06rounds\x18\t \x01(\x05\x12\x12\n\nround_size\x18\n \x01(\x05\x12\x17\n\x0fsampling_reason\x18\x0b \x01(\t\x12\x10\n\x08p_change\x18\x0c \x01(\x01\x12\x1c\n\x14likely_invalid_tests\x18\r \x03(\t\"\x8d\x01\n\nStageStats\x12\x1f\n\x05stage\x18\x01 \x01(\x0e\x32\x10.ucoder.v1.Stage\x12\x0c\n\x04\x64one\x18\x02 \x01(\x05\x12\r\n\x05total\x18\x03 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x05\x12\x17\n\x0fstarted_unix_ms\x18\x05 \x01(\x03\x12\x18\n\x10\x66inished_unix_ms\x18\x06 \x01(\x03\"\xca\x07\n\tIteration\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12&\n\x04spec\x18\x02 \x01(\x0b\x32\x18.ucoder.v1.IterationSpec\x12(\n\x05phase\x18\x03 \x01(\x0e\x32\x19.ucoder.v1.IterationPhase\x12\x1f\n\x05stage\x18\x04 \x01(\x0e\x32\x10.ucoder.v1.Stage\x12\x18\n\x10model_version_in\x18\x05 \x01(\x05\x12\x32\n\x11model_version_out\x18\x06 \x01(\x0b\x32\x17.ucoder.v1.ModelVersion\x12%\n\x06stages\x18\x07 \x03(\x0b\x32\x15.ucoder.v1.StageStats\x12\x17\n\x0f\x63reated_unix_ms\x18\x08 \x01(\x03\x12\x18\n\x10\x66inished_unix_ms\x18\t \x01(\x03\x12\r\n\x05\x65rror\x18\n \x01(\t\x12)\n\x08problems\x18\x0b \x03(\x0b\x32\x17.ucoder.v1.ProblemState\x12\x1a\n\x12problems_generated\x18\x0c \x01(\x05\x12\x19\n\x11problems_rejected\x18\r \x01(\x05\x12\x12\n\ntests_kept\x18\x0e \x01(\x05\x12\x12\n\ncandidates\x18\x0f \x01(\x05\x12\x12\n\nexecutions\x18\x10 \x01(\x05\x12\x10\n\x08selected\x18\x11 \x01(\x05\x12\x13\n\x0bproblem_ids\x18\x12 \x03(\t\x12&\n\x07\x65val_in\x18\x13 \x01(\x0b\x32\x15.ucoder.v1.EvalResult\x12\'\n\x08\x65val_out\x18\x14 \x01(\x0b\x32\x15.ucoder.v1.EvalResult\x12\x0e\n\x06run_id\x18\x15 \x01(\t\x12\x11\n\trun_index\x18\x16 \x01(\x05\x12\x19\n\x11next_iteration_id\x18\x17 \x01(\t\x12\x14\n\x0c\x62\x65st_version\x18\x18 \x01(\x05\x12\x16\n\x0e\x62\x65st_pass_at_1\x18\x19 \x01(\x01\x12\x18\n\x10stale_iterations\x18\x1a \x01(\x05\x12\x14\n\x0crun_decision\x18\x1b \x01(\t\x12?\n\x0etests_rejected\x18\x1c \x03(\x0b\x32\'.ucoder.v1.Iteration.TestsRejectedEntry\x12\x1c\n\x14tests_likely_invalid\x18\x1d \x01(\x05\x12\x36\n\x11problem_diversity\x18\x1e \x01(\x0b\x32\x1b.ucoder.v1.ProblemDiversity\x1a\x34\n\x12TestsRejectedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\xbf\x01\n\rProgressEvent\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x0f\n\x07unix_ms\x18\x02 \x01(\x03\x12\x1f\n\x05stage\x18\x03 \x01(\x0e\x32\x10.ucoder.v1.Stage\x12\x0c\n\x04\x64one\x18\x04 \x01(\x05\x12\r\n\x05total\x18\x05 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x05\x12(\n\x05phase\x18\x07 \x01(\x0e\x32\x19.ucoder.v1.IterationPhase\x12\x0f\n\x07message\x18\x08 \x01(\t\"?\n\x15StartIterationRequest\x12&\n\x04spec\x18\x01 \x01(\x0b\x32\x18.ucoder.v1.IterationSpec\"E\n\x13GetIterationRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x18\n\x10include_problems\x18\x02 \x01(\x08\"\x17\n\x15ListIterationsRequest\"B\n\x16ListIterationsResponse\x12(\n\niterations\x18\x01 \x03(\x0b\x32\x14.ucoder.v1.Iteration\"-\n\x15WatchIterationRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\".\n\x16\x43\x61ncelIterationRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\"b\n\x0f\x45valuateRequest\x12\x1a\n\rmodel_version\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12!\n\x04spec\x18\x02 \x01(\x0b\x32\x13.ucoder.v1.EvalSpecB\x10\n\x0e_model_version\"m\n\x10\x45valuateProgress\x12\x15\n\rmodel_version\x18\x01 \x01(\x05\x12\x0c\n\x04\x64one\x18\x02 \x01(\x05\x12\r\n\x05total\x18\x03 \x01(\x05\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x15.ucoder.v1.EvalResult*\xac\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTAGE_PROBLEMS\x10\x01\x12\x0f\n\x0bSTAGE_TESTS\x10\x02\x12\x12\n\x0eSTAGE_SAMPLING\x10\x03\x12\x13\n\x0fSTAGE_EXECUTION\x10\x04\x12\x14\n\x10STAGE_CLUSTERING\x10\x05\x12\x12\n\x0eSTAGE_TRAINING\x10\x06\x12\x14\n\x10STAGE_EVALUATION\x10\x07*\xa8\x01\n\x0eIterationPhase\x12\x1f\n\x1bITERATION_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n\x17ITERATION_PHASE_RUNNING\x10\x01\x12\x1d\n\x19ITERATION_PHASE_COMPLETED\x10\x02\x12\x1a\n\x16ITERATION_PHASE_FAILED\x10\x03\x12\x1d\n\x19ITERATION_PHASE_CANCELLED\x10\x04\x32\xdf\x03\n\x13OrchestratorService\x12H\n\x0eStartIteration\x12 .ucoder.v1.StartIterationRequest\x1a\x14.ucoder.v1.Iteration\x12\x44\n\x0cGetIteration\x12\x1e.ucoder.v1.GetIterationRequest\x1a\x14.ucoder.v1.Iteration\x12U\n\x0eListIterations\x12 .ucoder.v1.ListIterationsRequest\x1a!.ucoder.v1.ListIterationsResponse\x12N\n\x0eWatchIteration\x12 .ucoder.v1.WatchIterationRequest\x1a\x18.ucoder.v1.ProgressEvent0\x01\x12J\n\x0f\x43\x61ncelIteration\x12!.ucoder.v1.CancelIterationRequest\x1a\x14.ucoder.v1.Iteration\x12\x45\n\x08\x45valuate\x12\x1a.ucoder.v1.EvaluateRequest\x1a\x1b.ucoder.v1.EvaluateProgress0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,42 +35,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVALRESULT_PASSATKENTRY']._loaded_options = None
   _globals['_EVALRESULT_PASSATKENTRY']._serialized_options = b'8\001'
-  _globals['_STAGE']._serialized_start=2864
-  _globals['_STAGE']._serialized_end=3036
-  _globals['_ITERATIONPHASE']._serialized_start=3039
-  _globals['_ITERATIONPHASE']._serialized_end=3207
-  _globals['_ITERATIONSPEC']._serialized_start=68
-  _globals['_ITERATIONSPEC']._serialized_end=464
-  _globals['_EVALSPEC']._serialized_start=466
-  _globals['_EVALSPEC']._serialized_end=564
-  _globals['_EVALRESULT']._serialized_start=567
-  _globals['_EVALRESULT']._serialized_end=845
-  _globals['_EVALRESULT_PASSATKENTRY']._serialized_start=799
-  _globals['_EVALRESULT_PASSATKENTRY']._serialized_end=845
-  _globals['_PROBLEMSTATE']._serialized_start=848
-  _globals['_PROBLEMSTATE']._serialized_end=1220
-  _globals['_STAGESTATS']._serialized_start=1223
-  _globals['_STAGESTATS']._serialized_end=1364
-  _globals['_ITERATION']._serialized_start=1367
-  _globals['_ITERATION']._serialized_end=2132
-  _globals['_PROGRESSEVENT']._serialized_start=2135
-  _globals['_PROGRESSEVENT']._serialized_end=2326
-  _globals['_STARTITERATIONREQUEST']._serialized_start=2328
-  _globals['_STARTITERATIONREQUEST']._serialized_end=2391
-  _globals['_GETITERATIONREQUEST']._serialized_start=2393
-  _globals['_GETITERATIONREQUEST']._serialized_end=2462
-  _globals['_LISTITERATIONSREQUEST']._serialized_start=2464
-  _globals['_LISTITERATIONSREQUEST']._serialized_end=2487
-  _globals['_LISTITERATIONSRESPONSE']._serialized_start=2489
-  _globals['_LISTITERATIONSRESPONSE']._serialized_end=2555
-  _globals['_WATCHITERATIONREQUEST']._serialized_start=2557
-  _globals['_WATCHITERATIONREQUEST']._serialized_end=2602
-  _globals['_CANCELITERATIONREQUEST']._serialized_start=2604
-  _globals['_CANCELITERATIONREQUEST']._serialized_end=2650
-  _globals['_EVALUATEREQUEST']._serialized_start=2652
-  _globals['_EVALUATEREQUEST']._serialized_end=2750
-  _globals['_EVALUATEPROGRESS']._serialized_start=2752
-  _globals['_EVALUATEPROGRESS']._serialized_end=2861
-  _globals['_ORCHESTRATORSERVICE']._serialized_start=3210
-  _globals['_ORCHESTRATORSERVICE']._serialized_end=3689
+  _globals['_ITERATION_TESTSREJECTEDENTRY']._loaded_options = None
+  _globals['_ITERATION_TESTSREJECTEDENTRY']._serialized_options = b'8\001'
+  _globals['_STAGE']._serialized_start=3199
+  _globals['_STAGE']._serialized_end=3371
+  _globals['_ITERATIONPHASE']._serialized_start=3374
+  _globals['_ITERATIONPHASE']._serialized_end=3542
+  _globals['_ITERATIONSPEC']._serialized_start=96
+  _globals['_ITERATIONSPEC']._serialized_end=564
+  _globals['_EVALSPEC']._serialized_start=566
+  _globals['_EVALSPEC']._serialized_end=664
+  _globals['_EVALRESULT']._serialized_start=667
+  _globals['_EVALRESULT']._serialized_end=945
+  _globals['_EVALRESULT_PASSATKENTRY']._serialized_start=899
+  _globals['_EVALRESULT_PASSATKENTRY']._serialized_end=945
+  _globals['_PROBLEMSTATE']._serialized_start=948
+  _globals['_PROBLEMSTATE']._serialized_end=1350
+  _globals['_STAGESTATS']._serialized_start=1353
+  _globals['_STAGESTATS']._serialized_end=1494
+  _globals['_ITERATION']._serialized_start=1497
+  _globals['_ITERATION']._serialized_end=2467
+  _globals['_ITERATION_TESTSREJECTEDENTRY']._serialized_start=2415
+  _globals['_ITERATION_TESTSREJECTEDENTRY']._serialized_end=2467
+  _globals['_PROGRESSEVENT']._serialized_start=2470
+  _globals['_PROGRESSEVENT']._serialized_end=2661
+  _globals['_STARTITERATIONREQUEST']._serialized_start=2663
+  _globals['_STARTITERATIONREQUEST']._serialized_end=2726
+  _globals['_GETITERATIONREQUEST']._serialized_start=2728
+  _globals['_GETITERATIONREQUEST']._serialized_end=2797
+  _globals['_LISTITERATIONSREQUEST']._serialized_start=2799
+  _globals['_LISTITERATIONSREQUEST']._serialized_end=2822
+  _globals['_LISTITERATIONSRESPONSE']._serialized_start=2824
+  _globals['_LISTITERATIONSRESPONSE']._serialized_end=2890
+  _globals['_WATCHITERATIONREQUEST']._serialized_start=2892
+  _globals['_WATCHITERATIONREQUEST']._serialized_end=2937
+  _globals['_CANCELITERATIONREQUEST']._serialized_start=2939
+  _globals['_CANCELITERATIONREQUEST']._serialized_end=2985
+  _globals['_EVALUATEREQUEST']._serialized_start=2987
+  _globals['_EVALUATEREQUEST']._serialized_end=3085
+  _globals['_EVALUATEPROGRESS']._serialized_start=3087
+  _globals['_EVALUATEPROGRESS']._serialized_end=3196
+  _globals['_ORCHESTRATORSERVICE']._serialized_start=3545
+  _globals['_ORCHESTRATORSERVICE']._serialized_end=4024
 # @@protoc_insertion_point(module_scope)

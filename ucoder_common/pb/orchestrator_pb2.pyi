@@ -1,4 +1,5 @@
 from ucoder_common.pb import common_pb2 as _common_pb2
+from ucoder_common.pb import problemgen_pb2 as _problemgen_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -41,7 +42,7 @@ ITERATION_PHASE_FAILED: IterationPhase
 ITERATION_PHASE_CANCELLED: IterationPhase
 
 class IterationSpec(_message.Message):
-    __slots__ = ("num_problems", "tests_per_problem", "samples_per_problem", "rho", "tau", "temperature", "max_tokens", "signature_mode", "model", "train_epochs", "evaluation", "skip_evaluation", "iterations", "patience", "sampling")
+    __slots__ = ("num_problems", "tests_per_problem", "samples_per_problem", "rho", "tau", "temperature", "max_tokens", "signature_mode", "model", "train_epochs", "evaluation", "skip_evaluation", "iterations", "patience", "sampling", "selection_rule", "min_confidence")
     NUM_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     TESTS_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +58,8 @@ class IterationSpec(_message.Message):
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     PATIENCE_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_RULE_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     num_problems: int
     tests_per_problem: int
     samples_per_problem: int
@@ -72,7 +75,9 @@ class IterationSpec(_message.Message):
     iterations: int
     patience: int
     sampling: _common_pb2.SamplingPolicy
-    def __init__(self, num_problems: _Optional[int] = ..., tests_per_problem: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., model: _Optional[str] = ..., train_epochs: _Optional[int] = ..., evaluation: _Optional[_Union[EvalSpec, _Mapping]] = ..., skip_evaluation: _Optional[bool] = ..., iterations: _Optional[int] = ..., patience: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingPolicy, _Mapping]] = ...) -> None: ...
+    selection_rule: str
+    min_confidence: float
+    def __init__(self, num_problems: _Optional[int] = ..., tests_per_problem: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., model: _Optional[str] = ..., train_epochs: _Optional[int] = ..., evaluation: _Optional[_Union[EvalSpec, _Mapping]] = ..., skip_evaluation: _Optional[bool] = ..., iterations: _Optional[int] = ..., patience: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingPolicy, _Mapping]] = ..., selection_rule: _Optional[str] = ..., min_confidence: _Optional[float] = ...) -> None: ...
 
 class EvalSpec(_message.Message):
     __slots__ = ("problems", "samples", "temperature", "max_tokens", "ks")
@@ -116,7 +121,7 @@ class EvalResult(_message.Message):
     def __init__(self, model_version: _Optional[int] = ..., pass_at_1: _Optional[float] = ..., pass_at_k: _Optional[_Mapping[int, float]] = ..., num_problems: _Optional[int] = ..., num_samples: _Optional[int] = ..., seconds: _Optional[float] = ..., finished_unix_ms: _Optional[int] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ...) -> None: ...
 
 class ProblemState(_message.Message):
-    __slots__ = ("problem", "stage_done", "error", "tests", "candidates", "results", "selection", "sampler_adapter", "rounds", "round_size", "sampling_reason", "p_change")
+    __slots__ = ("problem", "stage_done", "error", "tests", "candidates", "results", "selection", "sampler_adapter", "rounds", "round_size", "sampling_reason", "p_change", "likely_invalid_tests")
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     STAGE_DONE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +134,7 @@ class ProblemState(_message.Message):
     ROUND_SIZE_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_REASON_FIELD_NUMBER: _ClassVar[int]
     P_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    LIKELY_INVALID_TESTS_FIELD_NUMBER: _ClassVar[int]
     problem: _common_pb2.Problem
     stage_done: Stage
     error: str
@@ -141,7 +147,8 @@ class ProblemState(_message.Message):
     round_size: int
     sampling_reason: str
     p_change: float
-    def __init__(self, problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., stage_done: _Optional[_Union[Stage, str]] = ..., error: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[_common_pb2.CandidateResult, _Mapping]]] = ..., selection: _Optional[_Union[_common_pb2.Selection, _Mapping]] = ..., sampler_adapter: _Optional[str] = ..., rounds: _Optional[int] = ..., round_size: _Optional[int] = ..., sampling_reason: _Optional[str] = ..., p_change: _Optional[float] = ...) -> None: ...
+    likely_invalid_tests: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., stage_done: _Optional[_Union[Stage, str]] = ..., error: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[_common_pb2.CandidateResult, _Mapping]]] = ..., selection: _Optional[_Union[_common_pb2.Selection, _Mapping]] = ..., sampler_adapter: _Optional[str] = ..., rounds: _Optional[int] = ..., round_size: _Optional[int] = ..., sampling_reason: _Optional[str] = ..., p_change: _Optional[float] = ..., likely_invalid_tests: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StageStats(_message.Message):
     __slots__ = ("stage", "done", "total", "failed", "started_unix_ms", "finished_unix_ms")
@@ -160,7 +167,14 @@ class StageStats(_message.Message):
     def __init__(self, stage: _Optional[_Union[Stage, str]] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., failed: _Optional[int] = ..., started_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ...) -> None: ...
 
 class Iteration(_message.Message):
-    __slots__ = ("iteration_id", "spec", "phase", "stage", "model_version_in", "model_version_out", "stages", "created_unix_ms", "finished_unix_ms", "error", "problems", "problems_generated", "problems_rejected", "tests_kept", "candidates", "executions", "selected", "problem_ids", "eval_in", "eval_out", "run_id", "run_index", "next_iteration_id", "best_version", "best_pass_at_1", "stale_iterations", "run_decision")
+    __slots__ = ("iteration_id", "spec", "phase", "stage", "model_version_in", "model_version_out", "stages", "created_unix_ms", "finished_unix_ms", "error", "problems", "problems_generated", "problems_rejected", "tests_kept", "candidates", "executions", "selected", "problem_ids", "eval_in", "eval_out", "run_id", "run_index", "next_iteration_id", "best_version", "best_pass_at_1", "stale_iterations", "run_decision", "tests_rejected", "tests_likely_invalid", "problem_diversity")
+    class TestsRejectedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +202,9 @@ class Iteration(_message.Message):
     BEST_PASS_AT_1_FIELD_NUMBER: _ClassVar[int]
     STALE_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     RUN_DECISION_FIELD_NUMBER: _ClassVar[int]
+    TESTS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    TESTS_LIKELY_INVALID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_DIVERSITY_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     spec: IterationSpec
     phase: IterationPhase
@@ -215,7 +232,10 @@ class Iteration(_message.Message):
     best_pass_at_1: float
     stale_iterations: int
     run_decision: str
-    def __init__(self, iteration_id: _Optional[str] = ..., spec: _Optional[_Union[IterationSpec, _Mapping]] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., model_version_in: _Optional[int] = ..., model_version_out: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[ProblemState, _Mapping]]] = ..., problems_generated: _Optional[int] = ..., problems_rejected: _Optional[int] = ..., tests_kept: _Optional[int] = ..., candidates: _Optional[int] = ..., executions: _Optional[int] = ..., selected: _Optional[int] = ..., problem_ids: _Optional[_Iterable[str]] = ..., eval_in: _Optional[_Union[EvalResult, _Mapping]] = ..., eval_out: _Optional[_Union[EvalResult, _Mapping]] = ..., run_id: _Optional[str] = ..., run_index: _Optional[int] = ..., next_iteration_id: _Optional[str] = ..., best_version: _Optional[int] = ..., best_pass_at_1: _Optional[float] = ..., stale_iterations: _Optional[int] = ..., run_decision: _Optional[str] = ...) -> None: ...
+    tests_rejected: _containers.ScalarMap[str, int]
+    tests_likely_invalid: int
+    problem_diversity: _problemgen_pb2.ProblemDiversity
+    def __init__(self, iteration_id: _Optional[str] = ..., spec: _Optional[_Union[IterationSpec, _Mapping]] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., model_version_in: _Optional[int] = ..., model_version_out: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[ProblemState, _Mapping]]] = ..., problems_generated: _Optional[int] = ..., problems_rejected: _Optional[int] = ..., tests_kept: _Optional[int] = ..., candidates: _Optional[int] = ..., executions: _Optional[int] = ..., selected: _Optional[int] = ..., problem_ids: _Optional[_Iterable[str]] = ..., eval_in: _Optional[_Union[EvalResult, _Mapping]] = ..., eval_out: _Optional[_Union[EvalResult, _Mapping]] = ..., run_id: _Optional[str] = ..., run_index: _Optional[int] = ..., next_iteration_id: _Optional[str] = ..., best_version: _Optional[int] = ..., best_pass_at_1: _Optional[float] = ..., stale_iterations: _Optional[int] = ..., run_decision: _Optional[str] = ..., tests_rejected: _Optional[_Mapping[str, int]] = ..., tests_likely_invalid: _Optional[int] = ..., problem_diversity: _Optional[_Union[_problemgen_pb2.ProblemDiversity, _Mapping]] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
     __slots__ = ("iteration_id", "unix_ms", "stage", "done", "total", "failed", "phase", "message")

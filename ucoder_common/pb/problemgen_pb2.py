@@ -25,17 +25,23 @@ _sym_db = _symbol_database.Default()
 from ucoder_common.pb import common_pb2 as ucoder_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aucoder/v1/problemgen.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\"\x92\x01\n\x17GenerateProblemsRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x15\n\rmodel_version\x18\x03 \x01(\x05\x12\x13\n\x0btemperature\x18\x04 \x01(\x01\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x12\n\nmax_rounds\x18\x06 \x01(\x05\"\xbe\x01\n\x18GenerateProblemsResponse\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12$\n\x08problems\x18\x02 \x03(\x0b\x32\x12.ucoder.v1.Problem\x12\x11\n\tgenerated\x18\x03 \x01(\x05\x12\x16\n\x0erejected_parse\x18\x04 \x01(\x05\x12\x18\n\x10rejected_compile\x18\x05 \x01(\x05\x12\x12\n\nduplicates\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t2p\n\x11ProblemGenService\x12[\n\x10GenerateProblems\x12\".ucoder.v1.GenerateProblemsRequest\x1a#.ucoder.v1.GenerateProblemsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aucoder/v1/problemgen.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\"\x92\x01\n\x17GenerateProblemsRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x15\n\rmodel_version\x18\x03 \x01(\x05\x12\x13\n\x0btemperature\x18\x04 \x01(\x01\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x12\n\nmax_rounds\x18\x06 \x01(\x05\"\xb5\x03\n\x18GenerateProblemsResponse\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12$\n\x08problems\x18\x02 \x03(\x0b\x32\x12.ucoder.v1.Problem\x12\x11\n\tgenerated\x18\x03 \x01(\x05\x12\x16\n\x0erejected_parse\x18\x04 \x01(\x05\x12\x18\n\x10rejected_compile\x18\x05 \x01(\x05\x12\x12\n\nduplicates\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x18\n\x10rejected_quality\x18\x08 \x01(\x05\x12\x0f\n\x07unrated\x18\t \x01(\x05\x12\x17\n\x0fnear_duplicates\x18\n \x01(\x05\x12\x1c\n\x14skeletons_from_model\x18\x0b \x01(\x05\x12\x1a\n\x12skeletons_fallback\x18\x0c \x01(\x05\x12\x12\n\ncategories\x18\r \x03(\t\x12\x1b\n\x13\x63\x61tegories_proposed\x18\x0e \x01(\x05\x12\x16\n\x0esteered_rounds\x18\x0f \x01(\x05\x12.\n\tdiversity\x18\x10 \x01(\x0b\x32\x1b.ucoder.v1.ProblemDiversity\"\xcf\x02\n\x10ProblemDiversity\x12\x10\n\x08problems\x18\x01 \x01(\x05\x12\x1c\n\x14mean_lexical_entropy\x18\x02 \x01(\x01\x12\x12\n\ndistinct_1\x18\x03 \x01(\x01\x12\x12\n\ndistinct_2\x18\x04 \x01(\x01\x12\x19\n\x11\x63\x61tegory_coverage\x18\x05 \x01(\x01\x12\x18\n\x10\x63\x61tegory_entropy\x18\x06 \x01(\x01\x12\x1a\n\x12max_category_share\x18\x07 \x01(\x01\x12\x11\n\tpool_size\x18\x08 \x01(\x05\x12H\n\x0f\x63\x61tegory_counts\x18\t \x03(\x0b\x32/.ucoder.v1.ProblemDiversity.CategoryCountsEntry\x1a\x35\n\x13\x43\x61tegoryCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x32p\n\x11ProblemGenService\x12[\n\x10GenerateProblems\x12\".ucoder.v1.GenerateProblemsRequest\x1a#.ucoder.v1.GenerateProblemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ucoder.v1.problemgen_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PROBLEMDIVERSITY_CATEGORYCOUNTSENTRY']._loaded_options = None
+  _globals['_PROBLEMDIVERSITY_CATEGORYCOUNTSENTRY']._serialized_options = b'8\001'
   _globals['_GENERATEPROBLEMSREQUEST']._serialized_start=66
   _globals['_GENERATEPROBLEMSREQUEST']._serialized_end=212
   _globals['_GENERATEPROBLEMSRESPONSE']._serialized_start=215
-  _globals['_GENERATEPROBLEMSRESPONSE']._serialized_end=405
-  _globals['_PROBLEMGENSERVICE']._serialized_start=407
-  _globals['_PROBLEMGENSERVICE']._serialized_end=519
+  _globals['_GENERATEPROBLEMSRESPONSE']._serialized_end=652
+  _globals['_PROBLEMDIVERSITY']._serialized_start=655
+  _globals['_PROBLEMDIVERSITY']._serialized_end=990
+  _globals['_PROBLEMDIVERSITY_CATEGORYCOUNTSENTRY']._serialized_start=937
+  _globals['_PROBLEMDIVERSITY_CATEGORYCOUNTSENTRY']._serialized_end=990
+  _globals['_PROBLEMGENSERVICE']._serialized_start=992
+  _globals['_PROBLEMGENSERVICE']._serialized_end=1104
 # @@protoc_insertion_point(module_scope)

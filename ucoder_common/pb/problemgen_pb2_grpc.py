@@ -26,8 +26,10 @@ if _version_not_supported:
 
 
 class ProblemGenServiceStub:
-    """Problem space probing: the model invents problems, which are parsed,
-    compiled and deduplicated.
+    """Problem space probing (stages 1-3): the model proposes categories, writes
+    problems in a fixed template, rates them (quality oracle) and writes their
+    skeletons (interface synthesizer); problems are parsed, compiled, filtered
+    by quality and deduplicated (exact and near-duplicates).
     """
 
     def __init__(self, channel):
@@ -44,8 +46,10 @@ class ProblemGenServiceStub:
 
 
 class ProblemGenServiceServicer:
-    """Problem space probing: the model invents problems, which are parsed,
-    compiled and deduplicated.
+    """Problem space probing (stages 1-3): the model proposes categories, writes
+    problems in a fixed template, rates them (quality oracle) and writes their
+    skeletons (interface synthesizer); problems are parsed, compiled, filtered
+    by quality and deduplicated (exact and near-duplicates).
     """
 
     def GenerateProblems(self, request, context):
@@ -71,8 +75,10 @@ def add_ProblemGenServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ProblemGenService:
-    """Problem space probing: the model invents problems, which are parsed,
-    compiled and deduplicated.
+    """Problem space probing (stages 1-3): the model proposes categories, writes
+    problems in a fixed template, rates them (quality oracle) and writes their
+    skeletons (interface synthesizer); problems are parsed, compiled, filtered
+    by quality and deduplicated (exact and near-duplicates).
     """
 
     @staticmethod

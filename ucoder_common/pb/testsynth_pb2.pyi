@@ -26,7 +26,21 @@ class SynthesizeTestsRequest(_message.Message):
     def __init__(self, iteration_id: _Optional[str] = ..., problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., count: _Optional[int] = ..., model_version: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., max_rounds: _Optional[int] = ...) -> None: ...
 
 class SynthesizeTestsResponse(_message.Message):
-    __slots__ = ("iteration_id", "problem_id", "tests", "generated", "rejected", "duplicates", "error")
+    __slots__ = ("iteration_id", "problem_id", "tests", "generated", "rejected", "duplicates", "error", "rejected_by_reason", "guesses_dropped", "types_checked")
+    class RejectedByReasonEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class GuessesDroppedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
     TESTS_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +48,9 @@ class SynthesizeTestsResponse(_message.Message):
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
+    GUESSES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    TYPES_CHECKED_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     problem_id: str
     tests: _containers.RepeatedCompositeFieldContainer[_common_pb2.TestCase]
@@ -41,4 +58,7 @@ class SynthesizeTestsResponse(_message.Message):
     rejected: int
     duplicates: int
     error: str
-    def __init__(self, iteration_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., generated: _Optional[int] = ..., rejected: _Optional[int] = ..., duplicates: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    rejected_by_reason: _containers.ScalarMap[str, int]
+    guesses_dropped: _containers.ScalarMap[str, int]
+    types_checked: bool
+    def __init__(self, iteration_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., generated: _Optional[int] = ..., rejected: _Optional[int] = ..., duplicates: _Optional[int] = ..., error: _Optional[str] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., guesses_dropped: _Optional[_Mapping[str, int]] = ..., types_checked: _Optional[bool] = ...) -> None: ...
