@@ -18,11 +18,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import grpc
 import nats
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ucoder_common import subjects
+from ucoder_common import grpc_health, subjects
 from ucoder_common.pb import common_pb2, executor_pb2
 
 # The program the round trip runs: the executor must return 3 for add(1, 2).
@@ -44,21 +42,10 @@ def health_check(address: str, timeout_s: float, wait_s: float = 0.0) -> CheckRe
     """grpc.health.v1 Check of the whole server at `address`, retried until SERVING or `wait_s` passes."""
     deadline = time.monotonic() + wait_s
     while True:
-        status = _health_status(address, timeout_s)
+        status, detail = grpc_health.check(address, timeout_s)
         if status == "SERVING" or time.monotonic() >= deadline:
-            return CheckResult(f"health {address}", status == "SERVING", status)
+            return CheckResult(f"health {address}", status == "SERVING", detail)
         time.sleep(1.0)
-
-
-def _health_status(address: str, timeout_s: float) -> str:
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            return f"UNREACHABLE ({code.name if code else 'error'})"
-    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
 def roundtrip_request() -> executor_pb2.ExecuteRequest:

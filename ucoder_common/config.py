@@ -111,6 +111,7 @@ def build_parser(cls: type[ConfigT], service: str) -> argparse.ArgumentParser:
     for f in dataclasses.fields(cls):
         kind = _field_type(cls, f)
         help_text = f"{f.metadata.get('help', '')} [env {env_name(service, f.name)}; default {f.default!r}]"
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %; a "20%" would break --help
         parser.add_argument(
             f"--{f.name.replace('_', '-')}", dest=f.name, metavar=kind.__name__.upper(), help=help_text
         )

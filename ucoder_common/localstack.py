@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from ucoder_common import grpc_health
 
 SERVICES: tuple[str, ...] = (
     "sampler",
@@ -312,15 +311,7 @@ def log_tail(path: Path | str, lines: int = LOG_TAIL_LINES) -> str:
 
 def health(address: str, timeout_s: float = 2.0) -> str:
     """grpc.health.v1 status of the whole server at `address`: SERVING, NOT_SERVING or UNREACHABLE."""
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
-        except grpc.RpcError:
-            return "UNREACHABLE"
-    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-        return "SERVING"
-    return "NOT_SERVING"
+    return grpc_health.check(address, timeout_s)[0]
 
 
 # ---------------------------------------------------------------------------- stack file

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ucoder_common.config import ConfigError, ServiceConfig, load_config, setting
+from ucoder_common.config import ConfigError, ServiceConfig, build_parser, load_config, setting
 
 
 @dataclass
@@ -69,3 +69,15 @@ def test_validation_runs() -> None:
         load_config(ExampleConfig, "example", ["--grpc-port", "70000"], {})
     with pytest.raises(ConfigError, match="nats_url"):
         load_config(ExampleConfig, "example", ["--nats-url", "http://x"], {})
+
+
+@dataclass
+class PercentConfig(ServiceConfig):
+    share: float = setting(0.2, "Steer above this share (the paper: 20%).")
+
+
+def test_help_with_a_percent_sign_renders() -> None:
+    # argparse %-formats help strings: an unescaped "20%" made `--help` crash.
+    text = build_parser(PercentConfig, "demo").format_help()
+    assert "(the paper: 20%)" in text
+    assert "UCODER_DEMO_SHARE" in text
