@@ -16,6 +16,8 @@ SAMPLES     ?= 8
 TEMPERATURE ?= 0.2
 # HumanEval problems measured before and after the iteration (0 = all 164).
 EVAL_PROBLEMS ?= 40
+# Where `make run` writes the run's iteration report (HTML with plots).
+REPORT ?= ucoder-report.html
 
 .PHONY: help venv system-deps proto lint typecheck test test-fast run up down status clean
 .PHONY: images lint-images lint-protos
@@ -93,7 +95,7 @@ test-fast: venv system-deps
 run: venv system-deps
 	$(BIN)/ucoder up
 	$(BIN)/ucoder iterate --problems $(PROBLEMS) --tests $(TESTS) --samples $(SAMPLES) \
-		--temperature $(TEMPERATURE) --max-tokens 160 --eval-problems $(EVAL_PROBLEMS); \
+		--temperature $(TEMPERATURE) --max-tokens 160 --eval-problems $(EVAL_PROBLEMS) --report $(REPORT); \
 		status=$$?; $(BIN)/ucoder down; exit $$status
 
 up: venv system-deps

@@ -4,6 +4,7 @@
     ucoder status | down             inspect / stop that stack
     ucoder iterate [spec flags]      start an iteration and watch it to the end
     ucoder get ID | list | watch ID | cancel ID
+    ucoder report ID [--json] [--html PATH] [--markdown PATH]   the iteration report of ID's run
     ucoder exec FILE --inputs FILE   run a candidate on test inputs through the executor
     ucoder scale SERVICE N [--min M] set a Helm release's replicas (or autoscaler bounds)
     ucoder status --kubernetes       a Helm release's services, replicas and pods
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import json
 import os
 import re
 import sys
@@ -352,10 +354,32 @@ def cmd_iterate(args: argparse.Namespace, console: Console) -> int:
         if args.no_watch:
             console.print(f"watch it with `ucoder watch {it.iteration_id}`")
             return 0
-        return _watch_and_report(client, it.iteration_id, console)
+        return _watch_and_report(client, it.iteration_id, console, args.report)
 
 
-def _watch_and_report(client: Client, iteration_id: str, console: Console) -> int:
+def _show_run_report(client: Client, iteration_id: str, console: Console, html_path: str | None) -> None:
+    """After a watched run: its report's warnings, and the HTML page written to `html_path`.
+
+    The iteration's outcome is what the command reports; a report that cannot be fetched is a
+    note here, not a failure.
+    """
+    try:
+        reply = client.call("GetReport", orchestrator_pb2.GetReportRequest(iteration_id=iteration_id))
+        assert isinstance(reply, orchestrator_pb2.IterationReport)
+        report = json.loads(reply.json)
+    except (CliError, ValueError) as exc:
+        console.print(f"(no iteration report: {exc})", markup=False)
+        return
+    console.print(render.warnings_panel(report))
+    if html_path:
+        _write_text(html_path, reply.html, "--report")
+        console.print(f"report with plots: {html_path}", markup=False)
+    console.print(f"the run's report: `ucoder report {iteration_id}` (while the stack runs)", markup=False)
+
+
+def _watch_and_report(
+    client: Client, iteration_id: str, console: Console, report_html: str | None = None
+) -> int:
     """Watch an iteration and, when it belongs to a run, the run's following iterations."""
     while True:
         try:
@@ -369,6 +393,8 @@ def _watch_and_report(client: Client, iteration_id: str, console: Console) -> in
         console.print(render.result_table(final))
         code = _iteration_exit(final)
         if code or not final.next_iteration_id:
+            if final.phase in render.TERMINAL_PHASES:
+                _show_run_report(client, final.iteration_id, console, report_html)
             return code
         iteration_id = final.next_iteration_id
         console.print(
@@ -378,7 +404,7 @@ def _watch_and_report(client: Client, iteration_id: str, console: Console) -> in
 
 def cmd_watch(args: argparse.Namespace, console: Console) -> int:
     with Client(orchestrator_address(args)) as client:
-        return _watch_and_report(client, args.iteration_id, console)
+        return _watch_and_report(client, args.iteration_id, console, args.report)
 
 
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
@@ -437,6 +463,38 @@ def cmd_get(args: argparse.Namespace, console: Console) -> int:
         sys.stdout.write(json_format.MessageToJson(it, preserving_proto_field_name=True) + "\n")
     else:
         console.print(render.result_table(it))
+    return 0
+
+
+def _write_text(path: str, text: str, what: str) -> None:
+    try:
+        Path(path).expanduser().write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{what} {path}: cannot write ({exc.strerror or exc})") from None
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    with Client(orchestrator_address(args)) as client:
+        reply = client.call("GetReport", orchestrator_pb2.GetReportRequest(iteration_id=args.iteration_id))
+    assert isinstance(reply, orchestrator_pb2.IterationReport)
+    try:
+        report = json.loads(reply.json)
+    except ValueError as exc:
+        raise CliError(f"the orchestrator sent an unreadable report ({exc})", code=1) from None
+    if args.html:
+        _write_text(args.html, reply.html, "--html")
+    if args.markdown:
+        _write_text(args.markdown, reply.markdown, "--markdown")
+    if args.json:
+        sys.stdout.write(reply.json.rstrip("\n") + "\n")
+        return 0
+    for renderable in render.report_renderables(report):
+        console.print(renderable)
+    written = [f"{what} {path}" for what, path in (("HTML", args.html), ("Markdown", args.markdown)) if path]
+    if written:
+        console.print(f"wrote {', '.join(written)}", markup=False)
+    elif reply.objects:
+        console.print(f"stored as {', '.join(reply.objects)} (Object Store)", markup=False)
     return 0
 
 
@@ -704,6 +762,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop sampling when the estimated chance of a different decision is at most F (0 = 0.1)",
     )
     it.add_argument("--no-watch", action="store_true", help="print the id and return at once")
+    it.add_argument(
+        "--report",
+        metavar="PATH",
+        help="when the run ends, write its iteration report (HTML with plots) to PATH",
+    )
     remote(it)
 
     ev = add("eval", cmd_eval, "measure a model version's HumanEval pass@k (generation via the sampler)")
@@ -726,8 +789,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     remote(add("list", cmd_list, "list iterations"))
 
+    rep = add(
+        "report",
+        cmd_report,
+        "show the iteration report of an iteration's run so far: problem diversity and consensus per "
+        "iteration, HumanEval pass@1, and the paper's failure signatures as warnings",
+    )
+    rep.epilog = "warnings: " + render.report_thresholds_line()
+    rep.add_argument("iteration_id")
+    rep.add_argument("--json", action="store_true", help="print the report as JSON (schema 1)")
+    rep.add_argument("--html", metavar="PATH", help="write the report with its plots as one HTML page")
+    rep.add_argument("--markdown", metavar="PATH", help="write the readable summary as Markdown")
+    remote(rep)
+
     watch = add("watch", cmd_watch, "watch an iteration's progress until it ends")
     watch.add_argument("iteration_id")
+    watch.add_argument(
+        "--report",
+        metavar="PATH",
+        help="when the run ends, write its iteration report (HTML with plots) to PATH",
+    )
     remote(watch)
 
     cancel = add("cancel", cmd_cancel, "cancel a running iteration")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
+from rich.panel import Panel
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ucoder_cli.kube import ServiceStatus
+from ucoder_common import report as iteration_report
 from ucoder_common.pb import common_pb2, executor_pb2, orchestrator_pb2
 
 Iteration = orchestrator_pb2.Iteration
@@ -120,10 +124,27 @@ def result_table(it: Iteration, now_ms: int | None = None) -> Table:
     table.add_row("phase", phase_name(it.phase))
     table.add_row("problems (kept / generated)", f"{_kept(it)} / {it.problems_generated}")
     table.add_row("problems rejected", str(it.problems_rejected))
+    if it.problem_diversity.problems:
+        div = it.problem_diversity
+        table.add_row(
+            "problem diversity",
+            f"lexical entropy {div.mean_lexical_entropy:.2f} bits, category coverage "
+            f"{div.category_coverage:.0%} of {div.pool_size}, "
+            f"max category share {div.max_category_share:.0%}",
+        )
     table.add_row("tests kept", str(it.tests_kept))
+    if it.tests_rejected:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(it.tests_rejected.items()))
+        table.add_row("tests rejected", f"{sum(it.tests_rejected.values())} ({escape(reasons)})")
+    table.add_row("tests likely invalid", str(it.tests_likely_invalid))
     table.add_row("candidates", str(it.candidates))
     table.add_row("executions", str(it.executions))
     table.add_row("selected", str(it.selected))
+    if it.problems:
+        # Per-problem state is only there with --include-problems.
+        abstained = collections.Counter(p.selection.abstained for p in it.problems if p.selection.abstained)
+        rules = ", ".join(f"{rule} {n}" for rule, n in sorted(abstained.items()))
+        table.add_row("abstentions", f"{sum(abstained.values())}" + (f" ({escape(rules)})" if rules else ""))
     table.add_row("model in", f"v{it.model_version_in}")
     table.add_row("adapter trained", adapter_text(it))
     if it.HasField("model_version_out") and it.model_version_out.train_examples:
@@ -481,6 +502,129 @@ class StageProgress:
             task = self.progress.tasks[task_id]
             out[stage_name(stage)] = (task.completed, task.total, str(task.fields.get("note", "")))
         return out
+
+
+# ---------------------------------------------------------------------------- iteration report
+
+BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def bar(value: float | None, top: float = 1.0, width: int = 10) -> str:
+    """A horizontal bar of unicode blocks, `width` cells for `top` (eighths of a cell); "" for None."""
+    if value is None or top <= 0:
+        return ""
+    eighths = round(min(max(value / top, 0.0), 1.0) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return ("█" * full + (BLOCKS[rest] if rest else "")).ljust(width)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _with_bar(text: str, value: float | None, top: float = 1.0) -> str:
+    return f"{bar(value, top)} {text}" if value is not None else text
+
+
+def report_renderables(report: dict[str, Any]) -> list[RenderableType]:
+    """`ucoder report`: a heading, diversity and consensus per iteration (with bars), pass@1 when
+    measured, then the warnings panel."""
+    summaries = report["iterations"]
+    heading = (
+        f"[bold]iteration report {escape(report['iteration_id'])}[/bold] - run {escape(report['run_id'])}, "
+        f"iteration {len(summaries)} of {report['iterations_planned']}"
+    )
+    out: list[RenderableType] = [heading]
+    if report["note"]:
+        out.append(f"[yellow]{escape(report['note'])}[/yellow]")
+
+    diversity = Table(title="problem diversity per iteration")
+    for col in (
+        "#",
+        "iteration",
+        "phase",
+        "problems",
+        "entropy (bits)",
+        "distinct-2",
+        "coverage",
+        "max share",
+    ):
+        diversity.add_column(col)
+    consensus = Table(title="consensus per iteration")
+    for col in (
+        "#",
+        "selected",
+        "rate",
+        "largest cluster",
+        "low consensus",
+        "confidence",
+        "cluster sizes",
+        "abstained",
+        "tests rejected / invalid",
+        "pass@1",
+    ):
+        consensus.add_column(col)
+    for s in summaries:
+        div = s["diversity"] or {}
+        entropy = div.get("mean_lexical_entropy")
+        clusters = s["clusters"]
+        problems = s["problems"]
+        diversity.add_row(
+            str(s["run_index"]),
+            escape(s["iteration_id"]),
+            s["phase"],
+            f"{problems['kept']} / {problems['generated']}",
+            _with_bar(f"{entropy:.2f}", entropy, top=5.0) if entropy is not None else "-",
+            f"{div['distinct_2']:.2f}" if div else "-",
+            _with_bar(_pct(div.get("category_coverage")), div.get("category_coverage")),
+            _pct(div.get("max_category_share")),
+        )
+        sizes = ", ".join(f"{size}x{n}" for size, n in clusters["chosen_size_histogram"].items()) or "-"
+        passes = [
+            f"{m['pass_at_1']:.1%}" for m in (s["pass_at_1"]["in"], s["pass_at_1"]["out"]) if m is not None
+        ]
+        consensus.add_row(
+            str(s["run_index"]),
+            f"{s['selected']} / {problems['with_candidates']}",
+            _with_bar(_pct(s["selection_rate"]), s["selection_rate"]),
+            _with_bar(_pct(clusters["largest_share_mean"]), clusters["largest_share_mean"]),
+            f"{clusters['low_consensus_problems']} / {problems['clustered']}",
+            "-" if s["mean_confidence"] is None else f"{s['mean_confidence']:.2f}",
+            sizes,
+            str(s["abstentions"]["total"]),
+            f"{s['tests']['rejected']} / {s['tests']['likely_invalid']}",
+            " -> ".join(passes) or "-",
+        )
+    out += [diversity, consensus]
+    out.append(warnings_panel(report))
+    return out
+
+
+def warnings_panel(report: dict[str, Any]) -> Panel:
+    """The failure signatures, red; a green panel when there are none."""
+    warnings = report["warnings"]
+    if not warnings:
+        return Panel(
+            "[green]no failure signature in this run[/green]", title="warnings", border_style="green"
+        )
+    lines = [
+        f"[bold red]{escape(w['code'])}[/bold red] ({escape(w['iteration_id'])}): {escape(w['message'])} "
+        f"[dim](value {w['value']:.3g}, threshold {w['threshold']:.3g})[/dim]"
+        for w in warnings
+    ]
+    return Panel("\n".join(lines), title=f"warnings ({len(warnings)})", border_style="red")
+
+
+def report_thresholds_line() -> str:
+    """The warning thresholds in one line (for help texts)."""
+    t = iteration_report.THRESHOLDS
+    return (
+        f"low_consensus: largest cluster < {t['low_consensus_cluster_share']:.0%} of candidates on "
+        f">= {t['low_consensus_problem_share']:.0%} of problems, or selection rate < "
+        f"{t['low_consensus_selection_rate']:.0%}; entropy_collapse: < {t['entropy_floor_bits']:g} bits or "
+        f"a drop > {t['entropy_drop_share']:.0%}; pass_oscillation: two opposite swings > "
+        f"{t['pass_noise_z']:g} standard errors"
+    )
 
 
 def to_text(renderable: RenderableType, width: int = 120) -> str:

@@ -12,20 +12,22 @@ is re-dispatched from its saved state the same way.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import nats
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import NoKeysError
+from nats.js.errors import NoKeysError, ObjectNotFoundError
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.orchestrator import core
-from ucoder_common import diversity, eval_run, registry, subjects
+from ucoder_common import diversity, eval_run, registry, report, subjects
 from ucoder_common.bus import BACKLOG_POLL_S, Bus, JetStreamWorker, Reject, kv_get
 from ucoder_common.config import ServiceConfig, setting
 from ucoder_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, rpc
@@ -85,13 +87,30 @@ BACKLOG = Gauge(
     "Jobs of a stage's work queue not done yet: waiting plus delivered and unacknowledged (all replicas).",
     ["stage"],
 )
+REPORT_WARNINGS = Counter(
+    "ucoder_orchestrator_report_warnings",
+    "Failure signatures the iteration reports raised, by code (counted once, in the report of the "
+    "iteration they were seen in).",
+    ["code"],
+)
+REPORTS = Counter(
+    "ucoder_orchestrator_reports",
+    "Iteration reports built when an iteration ended, by outcome (stored, failed).",
+    ["outcome"],
+)
 # Every label value's series exists from the start, so rate() and increase() see the first count too.
 for _outcome in ("selected", "no_consensus", "failed"):
     PROBLEMS.labels(outcome=_outcome)
+for _code in report.WARNING_CODES:
+    REPORT_WARNINGS.labels(code=_code)
+for _outcome in ("stored", "failed"):
+    REPORTS.labels(outcome=_outcome)
 for _stage in core.STAGES:
     STAGE_SECONDS.labels(stage=core.stage_name(_stage))
 
 EVAL_RETRY_S = 10.0  # between tries of an evaluation whose services are unavailable
+REPORT_STORE_TIMEOUT_S = 10.0  # per Object Store call of an iteration report
+REPORT_FORMATS = ("json", "md", "html")
 
 RESULT_TYPES: dict[str, type[Message]] = {
     "problemgen": problemgen_pb2.GenerateProblemsResponse,
@@ -127,6 +146,35 @@ def iteration_key(iteration_id: str) -> str:
 
 def problem_key(iteration_id: str, problem_id: str) -> str:
     return f"pr.{iteration_id}.{problem_id}"
+
+
+def report_object(iteration_id: str, fmt: str) -> str:
+    """Object Store name of an iteration's report in one format (json, md, html)."""
+    return f"reports/{iteration_id}.{fmt}"
+
+
+def report_message(
+    built: dict[str, Any], markdown: str, page: str, objects: list[str], stored: bool
+) -> orchestrator_pb2.IterationReport:
+    return orchestrator_pb2.IterationReport(
+        iteration_id=str(built["iteration_id"]),
+        json=json.dumps(built, indent=2),
+        markdown=markdown,
+        html=page,
+        objects=objects,
+        stored=stored,
+        warnings=[
+            orchestrator_pb2.ReportWarning(
+                code=w["code"],
+                iteration_id=w["iteration_id"],
+                iteration_ids=w["iteration_ids"],
+                message=w["message"],
+                value=w["value"],
+                threshold=w["threshold"],
+            )
+            for w in built["warnings"]
+        ],
+    )
 
 
 class Orchestrator:
@@ -318,10 +366,90 @@ class Orchestrator:
         await self.save(it)
         ITERATIONS.labels(phase=core.phase_name(phase)).inc()
         RUNNING.dec()
+        # Before the end event, so a watcher that saw the end finds the report stored.
+        await self.store_report(it)
         await self.emit(it, it.stage, message or core.phase_name(phase))
         log.info(
             "iteration finished",
             extra={"iteration_id": it.iteration_id, "phase": core.phase_name(phase), "info": message},
+        )
+
+    # --- reports -----------------------------------------------------------------------------
+
+    async def build_report(self, it: orchestrator_pb2.Iteration) -> dict[str, Any]:
+        """The report of `it`'s run up to `it`, from the saved state (problems included)."""
+        members = []
+        for member in report.run_iterations(await self.list_iterations(), it):
+            loaded = orchestrator_pb2.Iteration()
+            loaded.CopyFrom(member)  # never grow the caller's message with the problems
+            loaded.ClearField("problems")
+            loaded.problems.extend(await self.problems(loaded))
+            members.append(loaded)
+        return report.build_report(members, generated_unix_ms=core.now_ms())
+
+    async def store_report(self, it: orchestrator_pb2.Iteration) -> None:
+        """Build the ended iteration's report and store it as reports/<id>.{json,md,html}; a failure
+        is logged and counted, never fatal (the iteration's result does not depend on it)."""
+        try:
+            built = await self.build_report(it)
+            for warning in built["warnings"]:
+                if warning["iteration_id"] == it.iteration_id:  # earlier ones were counted already
+                    REPORT_WARNINGS.labels(code=warning["code"]).inc()
+            texts = {
+                "json": json.dumps(built, indent=2),
+                "md": report.render_markdown(built),
+                "html": report.render_html(built),
+            }
+            for fmt in REPORT_FORMATS:
+                await asyncio.wait_for(
+                    self.bus.objects.put(report_object(it.iteration_id, fmt), texts[fmt].encode()),
+                    REPORT_STORE_TIMEOUT_S,
+                )
+        except Exception:
+            REPORTS.labels(outcome="failed").inc()
+            log.exception("iteration report not stored", extra={"iteration_id": it.iteration_id})
+            return
+        REPORTS.labels(outcome="stored").inc()
+        log.info(
+            "iteration report stored",
+            extra={"iteration_id": it.iteration_id, "warnings": len(built["warnings"])},
+        )
+
+    async def _stored_report(self, iteration_id: str) -> orchestrator_pb2.IterationReport | None:
+        """The report stored when the iteration ended; None when there is none (or it is unreadable)."""
+        texts = {}
+        try:
+            for fmt in REPORT_FORMATS:
+                result = await asyncio.wait_for(
+                    self.bus.objects.get(report_object(iteration_id, fmt)), REPORT_STORE_TIMEOUT_S
+                )
+                texts[fmt] = bytes(result.data or b"").decode()
+            built = json.loads(texts["json"])
+        except ObjectNotFoundError:
+            return None
+        except Exception:
+            log.exception("stored iteration report unreadable", extra={"iteration_id": iteration_id})
+            return None
+        objects = [report_object(iteration_id, fmt) for fmt in REPORT_FORMATS]
+        return report_message(built, texts["md"], texts["html"], objects, stored=True)
+
+    async def get_report(self, iteration_id: str) -> orchestrator_pb2.IterationReport:
+        """GetReport: the stored report, else one built now (a running iteration's says so)."""
+        if not iteration_id:
+            raise InvalidArgument("iteration_id: must not be empty")
+        if not _valid_id(iteration_id) or len(iteration_id) > MAX_ID_LENGTH:
+            raise InvalidArgument(
+                f"iteration_id: must be at most {MAX_ID_LENGTH} letters, digits, '-' or '_', "
+                f"got {iteration_id!r}"
+            )
+        it = await self.get(iteration_id, include_problems=False)
+        if it.phase in core.TERMINAL_PHASES:
+            stored = await self._stored_report(iteration_id)
+            if stored is not None:
+                return stored
+        built = await self.build_report(it)
+        return report_message(
+            built, report.render_markdown(built), report.render_html(built), [], stored=False
         )
 
     # --- API ---------------------------------------------------------------------------------
@@ -831,6 +959,9 @@ async def watch_backlog(bus: Bus) -> None:
         await asyncio.sleep(BACKLOG_POLL_S)
 
 
+MAX_ID_LENGTH = 128
+
+
 def _valid_id(iteration_id: str) -> bool:
     return all(ch.isalnum() or ch in "-_" for ch in iteration_id)
 
@@ -890,6 +1021,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     ) -> AsyncIterator[orchestrator_pb2.EvaluateProgress]:
         async for progress in self.orchestrator.evaluate(request):
             yield progress
+
+    @rpc
+    async def GetReport(
+        self, request: orchestrator_pb2.GetReportRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.IterationReport:
+        return await self.orchestrator.get_report(request.iteration_id)
 
     @rpc
     async def CancelIteration(

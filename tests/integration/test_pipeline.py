@@ -10,14 +10,12 @@ included, is tests/e2e/test_iteration.py.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
-import nats
 import pytest
-from google.protobuf.message import Message
 
+from tests.stage_player import answer, take_job
 from ucoder_common import subjects
 from ucoder_common.bus import Bus, kv_get
 from ucoder_common.localstack import StackInfo, StackPaths, start_stack, stop_stack
@@ -70,31 +68,6 @@ async def bus(stack: StackInfo) -> AsyncIterator[Bus]:
     connected = await Bus.connect(stack.nats_url, name="pipeline-test")
     yield connected
     await connected.close()
-
-
-async def take_job(bus: Bus, stage: str, request_type: type[Message], timeout_s: float = 30.0) -> Message:
-    """Take the next job of `stage` from its durable consumer, as the stage's service would."""
-    sub = await bus.js.pull_subscribe(
-        subjects.work_subject(stage), durable=stage, stream=subjects.WORK_STREAM
-    )
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    try:
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                (msg,) = await sub.fetch(1, timeout=1.0)
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            await msg.ack()
-            request = request_type()
-            request.ParseFromString(msg.data)
-            return request
-    finally:
-        await sub.unsubscribe()
-    raise TimeoutError(f"no {stage} job within {timeout_s} s")
-
-
-async def answer(bus: Bus, stage: str, response: Message, key: str) -> None:
-    await bus.publish(subjects.result_subject(stage), response, msg_id=f"test-{stage}-{key}")
 
 
 async def test_one_problem_fails_the_rest_completes(stack: StackInfo, bus: Bus) -> None:

@@ -312,3 +312,43 @@ class EvaluateProgress(_message.Message):
     total: int
     result: EvalResult
     def __init__(self, model_version: _Optional[int] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ...) -> None: ...
+
+class GetReportRequest(_message.Message):
+    __slots__ = ("iteration_id",)
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    def __init__(self, iteration_id: _Optional[str] = ...) -> None: ...
+
+class ReportWarning(_message.Message):
+    __slots__ = ("code", "iteration_id", "iteration_ids", "message", "value", "threshold")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    iteration_id: str
+    iteration_ids: _containers.RepeatedScalarFieldContainer[str]
+    message: str
+    value: float
+    threshold: float
+    def __init__(self, code: _Optional[str] = ..., iteration_id: _Optional[str] = ..., iteration_ids: _Optional[_Iterable[str]] = ..., message: _Optional[str] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class IterationReport(_message.Message):
+    __slots__ = ("iteration_id", "json", "markdown", "html", "objects", "warnings", "stored")
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    MARKDOWN_FIELD_NUMBER: _ClassVar[int]
+    HTML_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    json: str
+    markdown: str
+    html: str
+    objects: _containers.RepeatedScalarFieldContainer[str]
+    warnings: _containers.RepeatedCompositeFieldContainer[ReportWarning]
+    stored: bool
+    def __init__(self, iteration_id: _Optional[str] = ..., json: _Optional[str] = ..., markdown: _Optional[str] = ..., html: _Optional[str] = ..., objects: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[_Union[ReportWarning, _Mapping]]] = ..., stored: _Optional[bool] = ...) -> None: ...

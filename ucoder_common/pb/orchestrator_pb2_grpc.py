@@ -66,6 +66,11 @@ class OrchestratorServiceStub:
                 request_serializer=ucoder_dot_v1_dot_orchestrator__pb2.EvaluateRequest.SerializeToString,
                 response_deserializer=ucoder_dot_v1_dot_orchestrator__pb2.EvaluateProgress.FromString,
                 _registered_method=True)
+        self.GetReport = channel.unary_unary(
+                '/ucoder.v1.OrchestratorService/GetReport',
+                request_serializer=ucoder_dot_v1_dot_orchestrator__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=ucoder_dot_v1_dot_orchestrator__pb2.IterationReport.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -112,6 +117,14 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReport(self, request, context):
+        """The report of an iteration's run up to that iteration (diversity, consensus, pass@1 and the
+        failure signatures as warnings): the one stored when the iteration ended, else built now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +157,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.Evaluate,
                     request_deserializer=ucoder_dot_v1_dot_orchestrator__pb2.EvaluateRequest.FromString,
                     response_serializer=ucoder_dot_v1_dot_orchestrator__pb2.EvaluateProgress.SerializeToString,
+            ),
+            'GetReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReport,
+                    request_deserializer=ucoder_dot_v1_dot_orchestrator__pb2.GetReportRequest.FromString,
+                    response_serializer=ucoder_dot_v1_dot_orchestrator__pb2.IterationReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +328,33 @@ class OrchestratorService:
             '/ucoder.v1.OrchestratorService/Evaluate',
             ucoder_dot_v1_dot_orchestrator__pb2.EvaluateRequest.SerializeToString,
             ucoder_dot_v1_dot_orchestrator__pb2.EvaluateProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ucoder.v1.OrchestratorService/GetReport',
+            ucoder_dot_v1_dot_orchestrator__pb2.GetReportRequest.SerializeToString,
+            ucoder_dot_v1_dot_orchestrator__pb2.IterationReport.FromString,
             options,
             channel_credentials,
             insecure,
