@@ -16,6 +16,10 @@ SAMPLES     ?= 8
 TEMPERATURE ?= 0.2
 # HumanEval problems measured before and after the iteration (0 = all 164).
 EVAL_PROBLEMS ?= 40
+# Abstain below this consensus confidence. The clusterer's default, 0.95 (calibrated by
+# bench/consensus.py for >= 90% precision), would select nothing in this small demo iteration of
+# the weak default model; 0 lets it select and train, so the whole loop shows.
+MIN_CONFIDENCE ?= 0
 # Where `make run` writes the run's iteration report (HTML with plots).
 REPORT ?= ucoder-report.html
 
@@ -95,7 +99,8 @@ test-fast: venv system-deps
 run: venv system-deps
 	$(BIN)/ucoder up
 	$(BIN)/ucoder iterate --problems $(PROBLEMS) --tests $(TESTS) --samples $(SAMPLES) \
-		--temperature $(TEMPERATURE) --max-tokens 160 --eval-problems $(EVAL_PROBLEMS) --report $(REPORT); \
+		--temperature $(TEMPERATURE) --max-tokens 160 --eval-problems $(EVAL_PROBLEMS) \
+		--min-confidence $(MIN_CONFIDENCE) --report $(REPORT); \
 		status=$$?; $(BIN)/ucoder down; exit $$status
 
 up: venv system-deps

@@ -719,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-confidence",
         type=float,
         metavar="F",
-        help="abstain when the consensus confidence is below F (0 = never; default: the clusterer's, 0.8)",
+        help="abstain when the consensus confidence is below F (0 = never; default: the clusterer's, 0.95)",
     )
     it.add_argument("--temperature", type=float, default=0.0, metavar="F", help="sampling temperature")
     it.add_argument("--max-tokens", type=int, default=0, metavar="N", help="token budget per candidate")

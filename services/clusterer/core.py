@@ -63,7 +63,18 @@ benchmark can select once with abstention off and sweep a threshold over ``confi
 * ``near_constant`` — the chosen candidate returns one value on at least this share of the
   tests (0 disables): the outputs barely depend on the input (``return False`` that is right on
   most boolean tests), the near-miss of ``reject_constant``;
-* ``min_confidence`` — confidence below this (0 disables).
+* ``min_confidence`` — confidence below this (0 disables);
+* ``min_distinct`` — the chosen cluster holds fewer *distinct programs* than this (0 disables).
+  Programs are compared by :func:`program_key` (the AST without docstrings, so formatting and
+  comments do not count). A small model at T=0.8 samples the very same wrong body again and
+  again; copies of one program agree by construction and are no independent evidence, while
+  Theorem 2.4 counts them as such. ``SelectionResult.distinct_confidence`` is the same estimate
+  with every cluster counted in distinct programs;
+* ``min_share`` — the chosen cluster holds less than this share of *all* candidates given
+  (eligible or not; 0 disables). The sign test behind ``confidence`` compares the cluster only
+  with the runner-up, so 6 agreeing of 32 samples against singletons looks safe; on the
+  default model's pools such thin pluralities were nearly always wrong (measured by
+  bench/consensus.py, README "Consensus benchmark").
 
 No I/O and no third-party imports.
 """
@@ -71,12 +82,13 @@ No I/O and no third-party imports.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import math
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = [
@@ -101,6 +113,7 @@ __all__ = [
     "is_trivial",
     "lead_risk",
     "perplexity",
+    "program_key",
     "select",
     "signature",
 ]
@@ -117,7 +130,7 @@ AGREEMENT_FLOOR = 0.1
 #: The estimate of p when every candidate is in one cluster (no pair of different behaviours).
 AGREEMENT_PRIOR = 0.5
 #: The service's default ``min_confidence`` (docs/design.md, "Consensus selection", says why).
-DEFAULT_MIN_CONFIDENCE = 0.8
+DEFAULT_MIN_CONFIDENCE = 0.95
 #: The service's default ``near_constant`` share.
 DEFAULT_NEAR_CONSTANT = 0.9
 
@@ -143,6 +156,8 @@ class Abstention(StrEnum):
     TRIVIAL_BODY = "trivial_body"
     NEAR_CONSTANT = "near_constant"
     MIN_CONFIDENCE = "min_confidence"
+    MIN_DISTINCT = "min_distinct"
+    MIN_SHARE = "min_share"
 
 
 @dataclass(frozen=True)
@@ -226,6 +241,8 @@ class SelectionResult:
     ``reason`` says why nothing was selected ("" when something was). ``confidence`` and
     ``margin`` (its size minus the largest other cluster's) describe the picked cluster, also
     when an abstention rule withheld it (``abstained`` names that rule); 0 without a pick.
+    ``distinct`` is the number of distinct programs in that cluster and ``distinct_confidence``
+    the confidence with every cluster counted in distinct programs (see ``min_distinct``).
     """
 
     selected: bool
@@ -241,6 +258,12 @@ class SelectionResult:
     confidence: float = 0.0
     margin: int = 0
     abstained: str = ""
+    # Diagnostics derived from the chosen cluster, left out of ==: two results are the same
+    # decision when the fields above agree.
+    distinct: int = field(default=0, compare=False)
+    distinct_confidence: float = field(default=0.0, compare=False)
+    share: float = field(default=0.0, compare=False)
+    """The chosen cluster's size over all candidates given (see ``min_share``)."""
 
 
 def execution_success(outcomes: Sequence[Outcome]) -> float:
@@ -411,8 +434,42 @@ def _confidence(clustering: Clustering, chosen: Cluster) -> tuple[float, int]:
     return value, chosen.size - runner_up
 
 
+def _distinct_confidence(clustering: Clustering, chosen: Cluster) -> tuple[float, int]:
+    """(confidence, distinct programs of ``chosen``) with clusters counted in distinct programs."""
+    counts = {id(c): len({program_key(m.code) for m in c.members}) for c in clustering.considered}
+    mine = counts[id(chosen)]
+    runner_up = max((n for key, n in counts.items() if key != id(chosen)), default=0)
+    observed = agreement_rate(clustering.considered, clustering.num_tests)
+    p_hat = AGREEMENT_PRIOR if observed is None else max(AGREEMENT_FLOOR, observed)
+    value = consensus_confidence(mine, runner_up, sum(counts.values()), clustering.num_tests, p_hat)
+    return value, mine
+
+
 # ---------------------------------------------------------------------------------------------
 # Abstention signals
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            body = node.body
+            first = body[0].value if body and isinstance(body[0], ast.Expr) else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                node.body = body[1:] or [ast.Pass()]
+
+
+@functools.lru_cache(maxsize=4096)  # a pool's candidates are keyed once per selection otherwise
+def program_key(code: str) -> str:
+    """A key equal for programs that differ only in formatting, comments and docstrings.
+
+    The text itself (stripped) when it does not parse.
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return code.strip()
+    _strip_docstrings(tree)
+    return ast.dump(tree)
 
 
 def _trivial_function(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -484,6 +541,8 @@ def select(
     min_confidence: float = 0.0,
     near_constant: float = 0.0,
     reject_trivial: bool = False,
+    min_distinct: int = 0,
+    min_share: float = 0.0,
     problem_id: str = "",
 ) -> SelectionResult:
     """Pick a candidate by ``rule``, then apply the abstention rules (see the module docstring).
@@ -491,9 +550,8 @@ def select(
     ``rho``, ``min_confidence`` and ``near_constant`` must lie in [0, 1], ``tau`` be >= 1 and
     ``rule`` and ``mode`` known values (``ValueError`` otherwise). ``problem_id`` seeds the
     ``random`` rule. The defaults are the paper's rule with ``reject_constant`` and no
-    abstention; the service's come from its configuration (``DEFAULT_NEAR_CONSTANT`` and
-    ``reject_trivial`` on; ``DEFAULT_MIN_CONFIDENCE`` is the suggested threshold, off by default
-    for now, see ClustererConfig).
+    abstention; the service's come from its configuration (``DEFAULT_MIN_CONFIDENCE``,
+    ``DEFAULT_NEAR_CONSTANT`` and ``reject_trivial`` on, see ClustererConfig).
     """
     _check_fraction("rho", rho)
     if isinstance(tau, bool) or not isinstance(tau, int) or tau < 1:
@@ -508,6 +566,9 @@ def select(
         raise ValueError(f"rule must be one of {[r.value for r in SelectionRule]}, got {rule!r}") from None
     _check_fraction("min_confidence", min_confidence)
     _check_fraction("near_constant", near_constant)
+    _check_fraction("min_share", min_share)
+    if isinstance(min_distinct, bool) or not isinstance(min_distinct, int) or min_distinct < 0:
+        raise ValueError(f"min_distinct must be an integer >= 0, got {min_distinct!r}")
 
     def nothing(
         reason: str,
@@ -516,13 +577,14 @@ def select(
         abstained: str = "",
     ) -> SelectionResult:
         # A skipped constant cluster gets none: it was never a pick.
-        confidence, margin = 0.0, 0
+        confidence, margin, distinct, distinct_confidence = 0.0, 0, 0, 0.0
         if (
             clustering is not None
             and cluster is not None
             and any(cluster is c for c in clustering.considered)
         ):
             confidence, margin = _confidence(clustering, cluster)
+            distinct_confidence, distinct = _distinct_confidence(clustering, cluster)
         return SelectionResult(
             selected=False,
             candidate_id="",
@@ -537,6 +599,9 @@ def select(
             confidence=confidence,
             margin=margin,
             abstained=abstained,
+            distinct=distinct,
+            distinct_confidence=distinct_confidence,
+            share=cluster.size / len(candidates) if cluster is not None and candidates else 0.0,
         )
 
     if not candidates:
@@ -589,6 +654,7 @@ def select(
         chosen_cluster = next(c for c in clustering.considered if any(m is chosen for m in c.members))
 
     confidence, margin = _confidence(clustering, chosen_cluster)
+    distinct_confidence, distinct = _distinct_confidence(clustering, chosen_cluster)
     if reject_trivial and all(is_trivial(m.code) for m in chosen_cluster.members):
         return nothing(
             f"abstained (trivial_body): all {chosen_cluster.size} members of the cluster only pass, "
@@ -615,6 +681,23 @@ def select(
             chosen_cluster,
             Abstention.MIN_CONFIDENCE.value,
         )
+    if distinct < min_distinct:
+        return nothing(
+            f"abstained (min_distinct): the cluster holds {distinct} distinct programs "
+            f"< min_distinct={min_distinct}",
+            clustering,
+            chosen_cluster,
+            Abstention.MIN_DISTINCT.value,
+        )
+    share = chosen_cluster.size / len(candidates)
+    if share < min_share - _EPS:
+        return nothing(
+            f"abstained (min_share): the cluster holds {chosen_cluster.size} of {len(candidates)} "
+            f"candidates ({share:.2f} < min_share={min_share:g})",
+            clustering,
+            chosen_cluster,
+            Abstention.MIN_SHARE.value,
+        )
     return SelectionResult(
         selected=True,
         candidate_id=chosen.candidate_id,
@@ -628,4 +711,7 @@ def select(
         rule=rule.value,
         confidence=confidence,
         margin=margin,
+        distinct=distinct,
+        distinct_confidence=distinct_confidence,
+        share=share,
     )

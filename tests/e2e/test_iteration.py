@@ -9,6 +9,7 @@ session's (tests/e2e/conftest.py), shared with test_prometheus.py.
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 import time
@@ -132,6 +133,7 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
     )
     print(cli.stdout)
     assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "the run's report: `ucoder report" in cli.stdout
     for label in ("problems", "tests", "candidates", "executions", "selected", "adapter", "humaneval in"):
         assert label in cli.stdout.lower(), label
     listed = orchestrator.ListIterations(orchestrator_pb2.ListIterationsRequest()).iterations
@@ -203,11 +205,17 @@ def _check_stores(nats_url: str, it: orchestrator_pb2.Iteration, version: common
             current = await kv_get(bus.kv(subjects.MODELS_BUCKET), subjects.CURRENT_MODEL_KEY)
             entry = await kv_get(bus.kv(subjects.MODELS_BUCKET), subjects.model_key(version.version))
             adapter = await bus.objects.get(version.adapter_object)
-            return state, current, entry, len(adapter.data or b"")
+            report = await bus.objects.get(f"reports/{it.iteration_id}.json")
+            return state, current, entry, len(adapter.data or b""), report.data or b""
         finally:
             await bus.close()
 
-    state, current, entry, adapter_bytes = asyncio.run(read())
+    state, current, entry, adapter_bytes, report_json = asyncio.run(read())
+    # The iteration's report, stored when it ended: its run's iterations with their consensus numbers.
+    report = json.loads(report_json)
+    assert report["iteration_id"] == it.iteration_id
+    row = next(r for r in report["iterations"] if r["iteration_id"] == it.iteration_id)
+    assert row["selected"] == it.selected >= 1
     assert state is not None
     assert orchestrator_pb2.Iteration.FromString(state).phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED
     assert current is not None and common_pb2.ModelVersion.FromString(current).version == version.version

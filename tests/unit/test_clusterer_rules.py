@@ -24,6 +24,7 @@ from services.clusterer.core import (
     consensus_confidence,
     is_trivial,
     lead_risk,
+    program_key,
     select,
 )
 from services.orchestrator import core as orchestrator_core
@@ -382,6 +383,48 @@ def test_abstention_rules_are_checked_in_a_fixed_order() -> None:
     assert r.abstained == "near_constant"
 
 
+def test_program_key_ignores_formatting_comments_and_docstrings() -> None:
+    a = 'def f(x):\n    """Doc."""\n    return x + 1\n'
+    b = "def f(x):\n    # add one\n    return (x+1)\n"
+    assert program_key(a) == program_key(b)
+    assert program_key(a) != program_key("def f(x):\n    return x + 2\n")
+    assert program_key("def f(:\n") == "def f(:"  # unparsable: the text
+
+
+def test_min_distinct_counts_programs_not_copies() -> None:
+    body = "def f(x):\n    return sorted(x)[::-1]\n"
+    # Four copies of one program (differing only in a comment) against two different programs.
+    copies = [cand(f"c{i}", values(*distinct(12, "w")), code=body + f"# copy {i}\n") for i in range(4)]
+    others = [
+        cand(f"o{i}", values(*distinct(12, "r")), code=f"def f(x):\n    return g{i}(x)\n") for i in range(2)
+    ]
+    r = select(copies + others)
+    assert r.selected and r.candidate_id == "c0" and r.cluster_size == 4 and r.distinct == 1
+    # Counted in programs the lead is 1 to 2: the distinct confidence is lower than the plain one.
+    assert r.distinct_confidence < r.confidence
+    withheld = select(copies + others, min_distinct=2)
+    assert not withheld.selected and withheld.abstained == Abstention.MIN_DISTINCT == "min_distinct"
+    assert "1 distinct programs < min_distinct=2" in withheld.reason and withheld.distinct == 1
+    # The paper rule itself is unchanged: min_distinct 0 (the default) withholds nothing.
+    assert select(copies + others, min_distinct=0) == r
+    assert select(others + copies[:1], tau=2, min_distinct=2).candidate_id == "o0"
+
+
+def test_min_share_withholds_a_thin_plurality() -> None:
+    # 3 agree, 7 others are all different: a clear lead over the runner-up, but 30% of the pool.
+    cands = pool({"a": 3, **{f"s{i}": 1 for i in range(7)}}, 12)
+    plain = select(cands)
+    assert plain.selected and plain.share == pytest.approx(0.3)
+    assert select(cands, min_share=0.3).selected  # at the share exactly: kept
+    withheld = select(cands, min_share=0.31)
+    assert not withheld.selected and withheld.abstained == Abstention.MIN_SHARE == "min_share"
+    assert "3 of 10 candidates" in withheld.reason and withheld.share == pytest.approx(0.3)
+    # The share counts every candidate given, also those the reliability filter dropped.
+    broken = [cand(f"x{i}", [raised()] * 12) for i in range(10)]
+    assert select(cands + broken).share == pytest.approx(0.15)
+    assert not select(cands + broken, min_share=0.3).selected
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
@@ -389,6 +432,9 @@ def test_abstention_rules_are_checked_in_a_fixed_order() -> None:
         ({"min_confidence": 1.5}, "min_confidence"),
         ({"min_confidence": math.nan}, "min_confidence"),
         ({"near_constant": -0.1}, "near_constant"),
+        ({"min_distinct": -1}, "min_distinct"),
+        ({"min_distinct": 1.5}, "min_distinct"),
+        ({"min_share": 2.0}, "min_share"),
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, object], name: str) -> None:
@@ -422,12 +468,15 @@ def test_service_abstains_below_the_configured_confidence_and_reports_it() -> No
     picked = clusterer_app.cluster(request(min_confidence=0.0), cfg).selection
     assert picked.selected and picked.candidate_id == "c0" and picked.abstained == ""
     assert picked.confidence == pytest.approx(selection.confidence)
-    # the service's default is off (not yet calibrated on real pools) but a request can ask for it
+    # the service's default is the calibrated threshold; a request can lower or raise it
     default = clusterer_app.ClustererConfig()
-    assert default.default_min_confidence == 0.0
-    assert clusterer_app.cluster(request(), default).selection.selected
-    asked = clusterer_app.cluster(request(min_confidence=0.8), default).selection
-    assert asked.abstained == "min_confidence"
+    assert default.default_min_confidence == DEFAULT_MIN_CONFIDENCE == 0.95
+    assert clusterer_app.cluster(request(), default).selection.abstained == "min_confidence"
+    assert clusterer_app.cluster(request(min_confidence=0.4), default).selection.selected
+    asked = clusterer_app.cluster(
+        request(min_confidence=0.8), clusterer_app.ClustererConfig(default_min_confidence=0.0)
+    )
+    assert asked.selection.abstained == "min_confidence"
 
 
 def test_service_rule_from_request_or_config() -> None:
