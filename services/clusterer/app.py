@@ -59,7 +59,11 @@ class ClustererConfig(ServiceConfig):
 
     default_rho: float = setting(0.8, "Reliability filter e(r) >= rho when a request leaves rho at 0.")
     default_tau: int = setting(2, "Minimum cluster size when a request leaves tau at 0.")
-    reject_constant: bool = setting(True, "Skip clusters that return one constant value on every input.")
+    reject_constant: bool = setting(
+        True,
+        "Skip clusters that return one constant value on every input (output mode) or pass no test "
+        "(pass mode).",
+    )
     default_selection_rule: str = setting(
         core.SelectionRule.PAPER.value,
         "Selection rule when a request leaves it empty: paper, random, cluster, low_ppl, success_rate.",

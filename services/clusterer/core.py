@@ -31,7 +31,11 @@ the *same* value for every input is never picked (``paper`` and ``cluster`` skip
 next; the other rules leave its members out). On a weak model the most common agreement is
 degenerate — ``return 0``, ``return []``, a body that is only the docstring (``None``) — and it
 easily outnumbers the correct solutions, which agree with each other less often. Real problems
-whose tests all share one output exist but are rare and mostly mean the tests are weak.
+whose tests all share one output exist but are rare and mostly mean the tests are weak. Its
+``pass``-mode counterpart: a cluster that passes *no* test is never picked (any number of tests).
+Every program that disagrees with all of the model's guessed outputs shares the all-fail vector,
+so wrong programs of every kind pool into one cluster that out-votes the correct one: on
+bench/consensus.py's known-answer pools ``paper-pass`` picked it on most problems.
 
 **Confidence** (:func:`consensus_confidence`), from Theorem 2.4: with n candidates, |T| tests,
 at least k correct with probability >= 1 - delta, and any two incorrect implementations
@@ -202,7 +206,8 @@ class Cluster:
     success: float
     perplexity: float
     constant: bool
-    """Every test returned the same value (only ever set in ``output`` mode)."""
+    """Skipped by ``reject_constant``: every test returned the same value (``output`` mode), or
+    no test passed (``pass`` mode)."""
 
     @property
     def size(self) -> int:
@@ -332,6 +337,7 @@ def _cluster_pool(
     for c in pool:
         groups.setdefault(signature(c.outcomes, mode), []).append(c)
     check_constant = reject_constant and mode is SignatureMode.OUTPUT and num_tests >= 2
+    check_all_fail = reject_constant and mode is SignatureMode.PASS
     clusters = sorted(
         (
             Cluster(
@@ -339,7 +345,8 @@ def _cluster_pool(
                 members=tuple(members),
                 success=_mean([success[m.candidate_id] for m in members]),
                 perplexity=_mean([perplexity(m) for m in members]),
-                constant=check_constant and _is_constant(sig, members),
+                constant=(check_constant and _is_constant(sig, members))
+                or (check_all_fail and "1" not in sig),
             )
             for sig, members in groups.items()
         ),

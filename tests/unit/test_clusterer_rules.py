@@ -207,11 +207,28 @@ def test_one_test_gives_low_confidence_even_when_unanimous() -> None:
 
 @pytest.mark.parametrize("rule", [SelectionRule.PAPER, SelectionRule.LOW_PPL])
 def test_ties_in_perplexity(rule: SelectionRule) -> None:
-    e_high = values("1", "2", "3", "4", "5")
-    e_low = [ret("1"), ret("2"), ret("3"), ret("4"), raised()]
+    # Each passes the first test (a vector that passes nothing is skipped in PASS mode).
+    e_high = [ret("1", passed=True), *values("2", "3", "4", "5")]
+    e_low = [ret("1", passed=True), ret("2"), ret("3"), ret("4"), raised()]
     cands = [cand("z", e_high), cand("y", e_high), cand("a", e_low)]  # all the same perplexity
     # both rules: the higher e(r) before the id, then the smallest id
     assert select(cands, rule=rule, tau=1, mode=SignatureMode.PASS).candidate_id == "y"
+
+
+def test_pass_mode_never_picks_the_cluster_that_passes_no_test() -> None:
+    # Five wrong programs of different kinds all fail every guessed output: one all-fail vector.
+    wrong = [cand(f"w{i}", values(*distinct(4, tag=f"w{i}"))) for i in range(5)]
+    right = [cand(f"r{i}", [ret(f"v{t}", passed=t != 3) for t in range(4)]) for i in range(3)]
+    picked = select(wrong + right, mode=SignatureMode.PASS)
+    assert picked.selected and picked.candidate_id == "r0"
+    assert picked.cluster_sizes == (5, 3)  # the skipped cluster is still reported
+    # reject_constant off: the paper's plain rule takes the all-fail majority
+    assert select(wrong + right, mode=SignatureMode.PASS, reject_constant=False).candidate_id == "w0"
+    # nothing passes anything (no expected outputs): nothing to select
+    nothing = select(wrong, mode=SignatureMode.PASS)
+    assert not nothing.selected and nothing.reason
+    # OUTPUT mode is unaffected: the five wrong programs disagree with each other
+    assert select(wrong + right, mode=SignatureMode.OUTPUT).candidate_id == "r0"
 
 
 def test_rho_and_tau_boundaries() -> None:
