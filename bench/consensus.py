@@ -23,14 +23,19 @@ of its candidates can be told apart:
   ones) with its per-problem profile mix (clear / split / wrong / failing / hopeless): a pool
   whose share of correct programs is known and that goes beyond what the weak model writes;
 
-each on two input sets:
+each on three input sets:
 
 * ``model tests``: up to 100 tests the model writes with test synthesis's prompts and parser
   (docstring examples first, then typical and boundary calls, 30% boundary, deduplicated, as
   the testsynth service mixes them), with the model's guessed outputs for the ``pass`` mode;
 * ``hidden inputs``: the inputs of HumanEval's hidden tests. They carry no expected outputs, so
   the ``pass`` mode there compares with the canonical solution's outputs: an *oracle* upper
-  bound, marked as such.
+  bound, marked as such;
+* ``fuzzed inputs``: the hidden inputs followed by type-preserving mutations of them
+  (:func:`ucoder_common.humaneval.fuzz_inputs`, seeded by task id; FUZZ_POOL tried), keeping the
+  first 100 on which the canonical solution returns, so that the tests sweep has 100 tests to
+  vary (``pass`` mode: the canonical outputs, an oracle as above). Known-answer pools only: the
+  model's candidates would run them in gVisor, with up to 100 timeouts per looping candidate.
 
 **Rules** (:func:`services.clusterer.core.select`): the paper's rule in both signature modes
 (``paper-output``, ``paper-pass``) and its ablation baselines (``random`` among successful,
@@ -90,10 +95,10 @@ from services.executor.sandbox import Backend, SandboxError, SandboxPool, TestOu
 from services.sampler.core import CANDIDATE_STOP, assemble_candidate, candidate_prompt
 from services.testsynth import core as testsynth
 from ucoder_common.evaluation import CHECK_ENTRY_POINT, CHECK_INPUT, CHECK_PASSED_DIGEST, check_program
-from ucoder_common.humaneval import HumanEvalProblem, extract_inputs, load_problems
+from ucoder_common.humaneval import HumanEvalProblem, extract_inputs, fuzz_inputs, load_problems
 
 PROBLEMS = 40
-"""Model arm: problems (measured ~35 s of generation each on the 2-core CPU machine: ~25 min)."""
+"""Model arm: problems (2-core CPU: ~35 s of generation and 15-20 s of execution each, ~35 min)."""
 SAMPLES = 32
 """Model candidates per problem."""
 TEMPERATURE = 0.8
@@ -130,7 +135,12 @@ RULES: tuple[tuple[str, SelectionRule, SignatureMode], ...] = (
     ("success_rate", SelectionRule.SUCCESS_RATE, SignatureMode.OUTPUT),
 )
 CANDIDATE_SETS = ("model", "known")
-INPUT_SETS = ("model tests", "hidden inputs")
+INPUT_SETS = ("model tests", "hidden inputs", "fuzzed inputs")
+FUZZ_POOL = 2 * MAX_TESTS
+"""Fuzzed tuples tried per problem; the first MAX_TESTS on which the canonical solution returns are kept."""
+SKIPPED_POOLS = {("model", "fuzzed inputs")}
+"""Not run: model code runs in gVisor, and its looping candidates would each cost up to MAX_TESTS
+timeouts per problem."""
 
 
 class BenchError(Exception):
@@ -143,6 +153,8 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Test:
+    __test__ = False  # not a pytest test class (test modules import it)
+
     args: str
     """A tuple literal of the arguments."""
     expected: str = ""
@@ -170,6 +182,10 @@ class ProblemData:
     task_id: str
     model_tests: list[Test] = field(default_factory=list)
     hidden_tests: list[Test] = field(default_factory=list)
+    fuzz_pool: list[Test] = field(default_factory=list)
+    """Fuzzed candidate inputs (hidden inputs first); ``fuzzed_tests`` keeps the valid ones."""
+    fuzzed_tests: list[Test] = field(default_factory=list)
+    """The first MAX_TESTS of ``fuzz_pool`` on which the canonical solution returns (set by execute)."""
     model: list[Program] = field(default_factory=list)
     """Model candidates in sampling order (a prefix is a smaller sample)."""
     known: list[Program] = field(default_factory=list)
@@ -182,7 +198,13 @@ class ProblemData:
         return self.model if which == "model" else [self.known[i] for i in self.draws]
 
     def tests(self, which: str) -> list[Test]:
-        return self.model_tests if which == "model tests" else self.hidden_tests
+        if which == "model tests":
+            return self.model_tests
+        return self.hidden_tests if which == "hidden inputs" else self.fuzzed_tests
+
+    @property
+    def canonical(self) -> Program | None:
+        return next((p for p in self.known if p.kind == "canonical"), None)
 
 
 def code_key(code: str) -> str:
@@ -389,12 +411,28 @@ async def execute(
     async def one(d: ProblemData) -> None:
         nonlocal ran
         problem = problems[d.task_id]
-        inputs = list(dict.fromkeys(t.args for t in (*d.model_tests, *d.hidden_tests)))
+        canonical = d.canonical
+        if canonical is not None and d.fuzz_pool:
+            # The canonical solution first: it decides which fuzzed inputs are valid tests.
+            have = results.outcomes.get(canonical.key, {})
+            missing_fuzz = [t.args for t in d.fuzz_pool if t.args not in have]
+            if missing_fuzz:
+                sandbox = await pool_for("dataset")
+                out = await _run_many(sandbox, [canonical.code], problem.entry_point, missing_fuzz, TIMEOUT_S)
+                results.outcomes.setdefault(canonical.key, {}).update(
+                    {a: _row(o) for a, o in zip(missing_fuzz, out[0], strict=True)}
+                )
+                ran += len(missing_fuzz)
+        d.fuzzed_tests = valid_fuzzed(d, results)
+        base = list(dict.fromkeys(t.args for t in (*d.model_tests, *d.hidden_tests)))
         programs = {p.key: p for p in (*d.model, *d.known)}
         for origin in ("model", "dataset"):
             mine = [p for p in programs.values() if (p.kind == "model") == (origin == "model")]
             if not mine:
                 continue
+            # Fuzzed inputs for dataset code only (see SKIPPED_POOLS).
+            extra = [] if origin == "model" else [t.args for t in d.fuzzed_tests]
+            inputs = list(dict.fromkeys((*base, *extra)))
             sandbox = await pool_for("model" if origin == "model" else "dataset")
             # Missing inputs per program; programs missing the same ones run together.
             groups: dict[tuple[str, ...], list[Program]] = {}
@@ -427,6 +465,14 @@ async def execute(
         for pool in pools.values():
             await pool.close()
     return ran
+
+
+def valid_fuzzed(d: ProblemData, results: Results) -> list[Test]:
+    """The first MAX_TESTS fuzzed inputs on which the canonical solution returned (no exception, no
+    timeout): a mutation that breaks the problem's precondition is not a valid test."""
+    canonical = d.canonical
+    rows = results.outcomes.get(canonical.key, {}) if canonical else {}
+    return [t for t in d.fuzz_pool if t.args in rows and rows[t.args][0] == "returned"][:MAX_TESTS]
 
 
 def _completion(problem: HumanEvalProblem, code: str) -> str:
@@ -499,7 +545,7 @@ class Matrix:
             if inputs == "model tests":
                 self._expected[key] = [_expected_digest(t.expected) if t.expected else "" for t in tests]
             else:
-                canonical = next((p for p in d.known if p.kind == "canonical"), None)
+                canonical = d.canonical
                 rows = self.results.outcomes.get(canonical.key, {}) if canonical else {}
                 self._expected[key] = [
                     rows[t.args][1] if t.args in rows and rows[t.args][0] == "returned" else "" for t in tests
@@ -655,7 +701,7 @@ class Report:
     executions: int
     compute_s: float
     tests: dict[str, list[int]]
-    """Tests per problem, by input set (model tests, hidden inputs)."""
+    """Tests per problem, by input set (model tests, hidden inputs, fuzzed inputs)."""
     correct_candidates: dict[str, list[int]]
     """Correct candidates per problem, by candidate set (model, known)."""
     tables: dict[str, list[dict[str, Any]]]
@@ -670,7 +716,7 @@ def pools_of(data: Sequence[ProblemData]) -> list[tuple[str, str]]:
         (c, i)
         for c in CANDIDATE_SETS
         for i in INPUT_SETS
-        if any(d.candidates(c) and d.tests(i) for d in data)
+        if (c, i) not in SKIPPED_POOLS and any(d.candidates(c) and d.tests(i) for d in data)
     ]
 
 
@@ -742,8 +788,18 @@ def build_data(problems: Sequence[HumanEvalProblem], seed: int) -> list[ProblemD
     data = []
     for p in problems:
         programs, draws, profile = known_pool(p, seed)
-        hidden = [Test(a) for a in extract_inputs(p)]
-        data.append(ProblemData(p.task_id, [], hidden, [], programs, draws, profile))
+        hidden = extract_inputs(p)
+        fuzz = [Test(a) for a in fuzz_inputs(hidden, p.task_id, FUZZ_POOL)]
+        data.append(
+            ProblemData(
+                p.task_id,
+                hidden_tests=[Test(a) for a in hidden],
+                fuzz_pool=fuzz,
+                known=programs,
+                draws=draws,
+                profile=profile,
+            )
+        )
     return data
 
 
@@ -857,7 +913,7 @@ def render(report: Report, console: Console) -> None:
             )
     console.print(
         "cells: precision / coverage (selections); "
-        "pass mode on hidden inputs compares with the canonical outputs (oracle)"
+        "pass mode on hidden and fuzzed inputs compares with the canonical outputs (oracle)"
     )
     pools = list(dict.fromkeys(r["pool"] for r in t["main"]))
 

@@ -16,15 +16,19 @@ from pathlib import Path
 import pytest
 
 from bench.consensus import (
+    MAX_TESTS,
     Matrix,
     ProblemData,
+    Program,
     Results,
     Setting,
+    Test,
     build_data,
     execute,
     main,
     score,
     usable_problems,
+    valid_fuzzed,
 )
 
 PROBLEMS = 4
@@ -38,6 +42,37 @@ def executed() -> tuple[list[ProblemData], Results]:
     ran = asyncio.run(execute({p.task_id: p for p in problems}, data, results, sandboxed=False))
     assert ran > 0
     return data, results
+
+
+def test_fuzzed_inputs_are_valid_and_extend_the_hidden_ones(
+    executed: tuple[list[ProblemData], Results],
+) -> None:
+    data, results = executed
+    for d in data:
+        canonical = d.canonical
+        assert canonical is not None
+        rows = results.outcomes[canonical.key]
+        hidden = [t.args for t in d.hidden_tests]
+        fuzzed = [t.args for t in d.fuzzed_tests]
+        assert fuzzed[: len(hidden)] == hidden
+        assert len(hidden) < len(fuzzed) <= MAX_TESTS and len(set(fuzzed)) == len(fuzzed)
+        assert all(rows[a][0] == "returned" for a in fuzzed)
+        # Every known program ran on every fuzzed input.
+        assert all(a in results.outcomes[p.key] for p in d.known for a in fuzzed)
+
+
+def test_valid_fuzzed_drops_inputs_the_canonical_solution_rejects() -> None:
+    canonical = Program("def f(x):\n    return 1 / x\n", "canonical")
+    pool = [Test(f"({k},)") for k in range(MAX_TESTS + 5)]
+    d = ProblemData("T/0", fuzz_pool=pool, known=[canonical])
+    rows = {t.args: ("returned", "d", "") for t in pool}
+    rows["(0,)"] = ("raised", "", "ZeroDivisionError")
+    rows["(3,)"] = ("timeout", "", "")
+    del rows["(4,)"]  # never ran: not known to be valid
+    kept = valid_fuzzed(d, Results(outcomes={canonical.key: rows}))
+    assert [t.args for t in kept[:3]] == ["(1,)", "(2,)", "(5,)"]
+    assert len(kept) == MAX_TESTS
+    assert valid_fuzzed(ProblemData("T/0", fuzz_pool=pool), Results()) == []
 
 
 def _output_signature(results: Results, d: ProblemData, index: int) -> tuple[str, ...]:
@@ -110,20 +145,38 @@ def test_bench_no_model_end_to_end_and_cache(tmp_path: Path, capsys: pytest.Capt
     argv = ["--no-model", "--problems", "3", "--cache", str(tmp_path / "cache"), "--json", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    for label in ("rules at rho 0.8", "sweeps", "abstention", "calibration", "known / hidden inputs"):
+    for label in (
+        "rules at rho 0.8",
+        "sweeps",
+        "abstention",
+        "calibration",
+        "known / hidden inputs",
+        "known / fuzzed inputs",
+    ):
         assert label in printed
     report = json.loads(out.read_text())
     assert report["problems"] == 3 and report["model_problems"] == 0 and report["executions"] > 0
-    main_rows = {r["rule"]: r for r in report["tables"]["main"]}
+    hidden, fuzzed = report["tests"]["hidden inputs"], report["tests"]["fuzzed inputs"]
+    assert len(fuzzed) == 3 and all(h < f <= MAX_TESTS for h, f in zip(hidden, fuzzed, strict=True))
+    tests_sweep = [
+        r["value"]
+        for r in report["tables"]["sweeps"]
+        if r["pool"] == "known / fuzzed inputs" and r["rule"] == "paper-output" and r["vary"] == "tests"
+    ]
+    assert tests_sweep == [10, 25, 50, 100]
+    main_rows = {r["rule"]: r for r in report["tables"]["main"] if r["pool"] == "known / hidden inputs"}
     assert set(main_rows) == {"paper-output", "paper-pass", "random", "cluster", "low_ppl", "success_rate"}
-    for r in main_rows.values():
+    for r in report["tables"]["main"]:
         assert r["problems"] == 3 and 0 <= r["correct"] <= r["selected"] <= 3
     # A higher threshold never selects more.
-    rows = [
-        r for r in report["tables"]["abstention"] if r["rule"] == "paper-output" and r["abstain"] == "none"
-    ]
-    assert [r["min_confidence"] for r in rows] == [0.0, 0.5, 0.8, 0.9, 0.95]
-    assert all(a["selected"] >= b["selected"] for a, b in itertools.pairwise(rows))
+    for pool in ("known / hidden inputs", "known / fuzzed inputs"):
+        rows = [
+            r
+            for r in report["tables"]["abstention"]
+            if r["pool"] == pool and r["rule"] == "paper-output" and r["abstain"] == "none"
+        ]
+        assert [r["min_confidence"] for r in rows] == [0.0, 0.5, 0.8, 0.9, 0.95]
+        assert all(a["selected"] >= b["selected"] for a, b in itertools.pairwise(rows))
     # The rerun from the cache executes nothing and gives the same tables.
     assert main([*argv[:-2], "--from-cache", "--json", str(tmp_path / "again.json")]) == 0
     again = json.loads((tmp_path / "again.json").read_text())

@@ -14,6 +14,7 @@ from ucoder_common.humaneval import (
     HUMANEVAL_STOP,
     HumanEvalProblem,
     extract_inputs,
+    fuzz_inputs,
     load_problems,
     truncate_completion,
     wrong_variants,
@@ -271,3 +272,65 @@ def test_canonical_solutions_are_their_own_truncation(problems: dict[str, HumanE
         raw = p.canonical_solution + "\n\ndef check(candidate):\n    assert False\n"
         assert truncate_completion(raw) == truncate_completion(p.canonical_solution), p.task_id
         assert truncate_completion(p.canonical_solution).strip() == p.canonical_solution.strip(), p.task_id
+
+
+# ---------------------------------------------------------------------------------------------
+# fuzz_inputs
+
+
+def _same_types(new: Any, old: Any) -> bool:
+    """``new`` has ``old``'s type, and its elements each have the types of some element of ``old``."""
+    if type(new) is not type(old):
+        return False
+    if isinstance(new, list | tuple):
+        return all(any(_same_types(n, o) for o in old) for n in new)
+    if isinstance(new, dict):
+        return set(new) <= set(old) and all(_same_types(new[k], old[k]) for k in new)
+    return True
+
+
+def test_fuzz_inputs_are_deterministic_and_start_with_the_inputs() -> None:
+    inputs = ["([1, 2, 3], 'abc')", "([4, 5], 'de')", "([1, 2, 3], 'abc')"]
+    out = fuzz_inputs(inputs, "T/1", 60)
+    assert out == fuzz_inputs(inputs, "T/1", 60)
+    assert out[:2] == ["([1, 2, 3], 'abc')", "([4, 5], 'de')"]
+    assert len(out) == 60 and len(set(out)) == 60
+    assert fuzz_inputs(inputs, "T/2", 60) != out  # the seed matters
+
+
+def test_fuzz_inputs_preserve_types() -> None:
+    inputs = ["([1.5, 2.0], 3, True, 'ab', (1, 'x'), [[1], [2, 3]], {'k': 1})"]
+    base = ast.literal_eval(inputs[0])
+    out = fuzz_inputs(inputs, "T/3", 200)
+    assert len(out) == 200
+    for text in out:
+        args = ast.literal_eval(text)
+        assert isinstance(args, tuple) and len(args) == len(base)
+        for new, old in zip(args, base, strict=True):
+            assert _same_types(new, old), (text, new, old)
+    # Every kind of argument does change somewhere.
+    for k in range(len(base)):
+        assert any(ast.literal_eval(t)[k] != base[k] for t in out), k
+
+
+def test_fuzz_inputs_limit_and_small_spaces() -> None:
+    assert fuzz_inputs(["(1,)"], "T/4", 0) == []
+    assert fuzz_inputs(["(1,)", "(2,)", "(3,)"], "T/4", 2) == ["(1,)", "(2,)"]
+    # A lone bool has two values: the bounded search stops without reaching the limit.
+    assert sorted(fuzz_inputs(["(True,)"], "T/4", 100)) == ["(False,)", "(True,)"]
+    # No arguments or no literal: nothing to mutate.
+    assert fuzz_inputs(["()"], "T/4", 10) == ["()"]
+    assert fuzz_inputs(["not a literal"], "T/4", 10) == []
+
+
+def test_fuzz_inputs_of_a_humaneval_problem(problems: dict[str, HumanEvalProblem]) -> None:
+    p = problems["HumanEval/0"]
+    hidden = extract_inputs(p)
+    out = fuzz_inputs(hidden, p.task_id, 100)
+    assert out[: len(hidden)] == hidden and len(out) == 100
+    # The canonical solution accepts them: (list of floats, float) stays that shape.
+    for text in out:
+        numbers, threshold = ast.literal_eval(text)
+        assert isinstance(numbers, list) and all(isinstance(x, float) for x in numbers)
+        assert isinstance(threshold, float)
+        assert call(p.solution, p.entry_point, (numbers, threshold)) in (True, False)
