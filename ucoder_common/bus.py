@@ -131,6 +131,20 @@ class Bus:
     def kv(self, bucket: str) -> KeyValue:
         return self._kv[bucket]
 
+    async def kv_keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """The keys of a KV bucket that start with `prefix`, sorted (deleted ones included: their
+        value reads as None).
+
+        From the bucket stream's per-subject state, one request. nats-py's ``KeyValue.keys()``
+        watches the bucket and can stop at its end-of-data marker before the entries already in
+        flight were counted; under load it returned no keys at all, and the orchestrator then let
+        a second iteration start beside a running one.
+        """
+        stream_prefix = f"$KV.{bucket}."
+        info = await self.js.stream_info(f"KV_{bucket}", subjects_filter=f"{stream_prefix}{prefix}>")
+        subjects_seen = info.state.subjects or {}
+        return sorted(s.removeprefix(stream_prefix) for s in subjects_seen)
+
     @property
     def objects(self) -> ObjectStore:
         assert self._objects is not None, "ensure_topology() not called"

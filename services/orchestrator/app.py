@@ -23,7 +23,7 @@ import nats
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import NoKeysError, ObjectNotFoundError
+from nats.js.errors import ObjectNotFoundError
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.orchestrator import core
@@ -232,12 +232,8 @@ class Orchestrator:
         return out
 
     async def list_iterations(self) -> list[orchestrator_pb2.Iteration]:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
         out = []
-        for key in sorted(k for k in keys if k.startswith("it.")):
+        for key in await self.bus.kv_keys(subjects.ITERATIONS_BUCKET, "it."):
             raw = await kv_get(self.kv, key)
             if raw is not None:
                 out.append(orchestrator_pb2.Iteration.FromString(raw))

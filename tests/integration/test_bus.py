@@ -170,3 +170,18 @@ async def test_restarted_worker_updates_its_durable_consumer(bus: Bus, stage: st
         info = await bus.js.consumer_info(worker.stream, worker.durable)
         await worker.stop(0.5)
         assert info.config.ack_wait == ack_wait_s
+
+
+async def test_kv_keys_lists_every_key_with_the_prefix_sorted(bus: Bus) -> None:
+    kv = bus.kv(subjects.ITERATIONS_BUCKET)
+    prefix = "kvtest" + uuid.uuid4().hex[:8] + "."
+    names = [f"{prefix}{i:03d}" for i in range(40)]
+    for name in reversed(names):
+        await kv.put(name, b"x")
+    await kv.put(names[0], b"y")  # a second revision is still one key
+    await kv.put("other" + prefix + "1", b"x")  # another prefix is left out
+    assert await bus.kv_keys(subjects.ITERATIONS_BUCKET, prefix) == names
+    # A deleted key is listed (its value reads as None); an unknown prefix lists nothing.
+    await kv.delete(names[1])
+    assert names[1] in await bus.kv_keys(subjects.ITERATIONS_BUCKET, prefix)
+    assert await bus.kv_keys(subjects.ITERATIONS_BUCKET, "nothing-" + prefix) == []
