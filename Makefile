@@ -100,7 +100,7 @@ run: venv system-deps
 	$(BIN)/ucoder up
 	$(BIN)/ucoder iterate --problems $(PROBLEMS) --tests $(TESTS) --samples $(SAMPLES) \
 		--temperature $(TEMPERATURE) --max-tokens 160 --eval-problems $(EVAL_PROBLEMS) \
-		--min-confidence $(MIN_CONFIDENCE) --report $(REPORT); \
+		--min-confidence $(MIN_CONFIDENCE) --report $(REPORT) --replace; \
 		status=$$?; $(BIN)/ucoder down; exit $$status
 
 up: venv system-deps

@@ -7,12 +7,38 @@ which); everything downstream of the answers (orchestrator, executor, clusterer)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import nats
 from google.protobuf.message import Message
 
 from ucoder_common import subjects
 from ucoder_common.bus import Bus
+from ucoder_common.localstack import StackInfo, StackPaths, start_stack, stop_stack
+
+
+@contextmanager
+def played_stack(home: Path) -> Iterator[StackInfo]:
+    """The real orchestrator, executor (gVisor) and clusterer on a local NATS, under ``home``;
+    the model-bound stages are left for the test to play."""
+    paths = StackPaths(home)
+    info = start_stack(
+        paths,
+        services=("orchestrator", "executor", "clusterer"),
+        extra_env={
+            "UCODER_EXECUTOR_TIMEOUT_PER_TEST_S": "1.0",
+            # The played candidates make small clusters that the calibrated confidence threshold
+            # (0.95) would withhold; these tests are about the pipeline, not about abstention.
+            "UCODER_CLUSTERER_DEFAULT_MIN_CONFIDENCE": "0",
+        },
+        timeout_s=120,
+    )
+    try:
+        yield info
+    finally:
+        stop_stack(paths)
 
 
 async def take_job(bus: Bus, stage: str, request_type: type[Message], timeout_s: float = 30.0) -> Message:

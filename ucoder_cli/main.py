@@ -45,6 +45,7 @@ from ucoder_common.pb import (
     orchestrator_pb2,
     orchestrator_pb2_grpc,
 )
+from ucoder_common.phases import TERMINAL_PHASES
 
 UNARY_TIMEOUT_S = 60.0
 # How long `watch` keeps trying to reach a restarting orchestrator before giving up.
@@ -152,7 +153,7 @@ class Client:
 def _iteration_exit(it: orchestrator_pb2.Iteration) -> int:
     if it.phase == orchestrator_pb2.ITERATION_PHASE_COMPLETED:
         return 0
-    if it.phase in render.TERMINAL_PHASES:
+    if it.phase in TERMINAL_PHASES:
         what = render.phase_name(it.phase)
         print(
             f"ucoder: iteration {it.iteration_id} {what}: {it.error or 'no error recorded'}", file=sys.stderr
@@ -185,7 +186,7 @@ def watch_iteration(client: Client, iteration_id: str, console: Console) -> orch
                         if key != last_key or now - last_print >= PLAIN_EVERY_S:
                             console.print(_plain_progress(event), markup=False)  # `[phase]` is text
                             last_key, last_print = key, now
-                    if event.phase in render.TERMINAL_PHASES:
+                    if event.phase in TERMINAL_PHASES:
                         break
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else None
@@ -199,7 +200,7 @@ def watch_iteration(client: Client, iteration_id: str, console: Console) -> orch
                 continue
             it = client.call("GetIteration", orchestrator_pb2.GetIterationRequest(iteration_id=iteration_id))
             assert isinstance(it, orchestrator_pb2.Iteration)
-            if it.phase in render.TERMINAL_PHASES:
+            if it.phase in TERMINAL_PHASES:
                 bars.finish()
                 return it
             time.sleep(1.0)  # the stream ended early (e.g. a restart): watch again
@@ -345,9 +346,29 @@ def _spec(args: argparse.Namespace) -> orchestrator_pb2.IterationSpec:
     )
 
 
+def _cancel_running(client: Client, console: Console) -> None:
+    """Cancel every iteration still running, e.g. one left by a stack stopped mid-iteration (the
+    orchestrator resumes those when it restarts, and runs one iteration at a time)."""
+    reply = client.call("ListIterations", orchestrator_pb2.ListIterationsRequest())
+    assert isinstance(reply, orchestrator_pb2.ListIterationsResponse)
+    for running in reply.iterations:
+        if running.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING:
+            continue
+        try:
+            client.call(
+                "CancelIteration", orchestrator_pb2.CancelIterationRequest(iteration_id=running.iteration_id)
+            )
+        except CliError as exc:
+            if "already ended" not in str(exc):  # it ended between the list and the cancel
+                raise
+        console.print(f"cancelled iteration {running.iteration_id}, which was still running (--replace)")
+
+
 def cmd_iterate(args: argparse.Namespace, console: Console) -> int:
     spec = _spec(args)
     with Client(orchestrator_address(args)) as client:
+        if args.replace:
+            _cancel_running(client, console)
         it = client.call("StartIteration", orchestrator_pb2.StartIterationRequest(spec=spec))
         assert isinstance(it, orchestrator_pb2.Iteration)
         console.print(f"iteration [bold]{it.iteration_id}[/bold] started ({render.spec_line(it.spec)})")
@@ -393,7 +414,7 @@ def _watch_and_report(
         console.print(render.result_table(final))
         code = _iteration_exit(final)
         if code or not final.next_iteration_id:
-            if final.phase in render.TERMINAL_PHASES:
+            if final.phase in TERMINAL_PHASES:
                 _show_run_report(client, final.iteration_id, console, report_html)
             return code
         iteration_id = final.next_iteration_id
@@ -762,6 +783,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop sampling when the estimated chance of a different decision is at most F (0 = 0.1)",
     )
     it.add_argument("--no-watch", action="store_true", help="print the id and return at once")
+    it.add_argument(
+        "--replace",
+        action="store_true",
+        help="cancel an iteration that is still running (e.g. left by a stopped stack) instead of failing",
+    )
     it.add_argument(
         "--report",
         metavar="PATH",

@@ -38,13 +38,6 @@ PIPELINE_STAGES: tuple[int, ...] = (
     orchestrator_pb2.STAGE_TRAINING,
     orchestrator_pb2.STAGE_EVALUATION,
 )
-TERMINAL_PHASES = frozenset(
-    {
-        orchestrator_pb2.ITERATION_PHASE_COMPLETED,
-        orchestrator_pb2.ITERATION_PHASE_FAILED,
-        orchestrator_pb2.ITERATION_PHASE_CANCELLED,
-    }
-)
 
 
 def stage_name(stage: int) -> str:

@@ -40,6 +40,8 @@ from nats.js.object_store import ObjectStore
 
 from ucoder_common import metrics, subjects
 from ucoder_common.errors import InvalidArgument, Retry
+from ucoder_common.pb import orchestrator_pb2
+from ucoder_common.phases import TERMINAL_PHASES
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ DUPLICATE_WINDOW_S = 6 * 3600.0
 
 class Reject(Exception):
     """The job can never succeed (malformed payload, invalid request): dead-letter it."""
+
+
+class Skip(Exception):
+    """The job is no longer wanted (its iteration has ended): acknowledge it without an answer."""
 
 
 class Bus:
@@ -144,6 +150,21 @@ class Bus:
         info = await self.js.stream_info(f"KV_{bucket}", subjects_filter=f"{stream_prefix}{prefix}>")
         subjects_seen = info.state.subjects or {}
         return sorted(s.removeprefix(stream_prefix) for s in subjects_seen)
+
+    async def iteration_ended(self, iteration_id: str) -> bool:
+        """Whether the orchestrator has recorded ``iteration_id`` as ended (completed, failed,
+        cancelled). An unknown iteration, or a bus whose topology is not bound, counts as not ended."""
+        kv = self._kv.get(subjects.ITERATIONS_BUCKET)
+        if kv is None:
+            return False
+        raw = await kv_get(kv, subjects.iteration_key(iteration_id))
+        if raw is None:
+            return False
+        try:
+            phase = orchestrator_pb2.Iteration.FromString(raw).phase
+        except DecodeError:
+            return False
+        return phase in TERMINAL_PHASES
 
     @property
     def objects(self) -> ObjectStore:
@@ -287,6 +308,10 @@ class JetStreamWorker(abc.ABC):
         try:
             await self.handle(msg)
             await msg.ack()
+        except Skip as exc:
+            outcome = "skipped"
+            log.info("job skipped", extra={"stage": self.stage, "reason": str(exc)})
+            await msg.ack()
         except Reject as exc:
             outcome = "rejected"
             await self._dead_letter(msg, f"rejected: {exc}")
@@ -366,6 +391,12 @@ class StageWorker(JetStreamWorker, Generic[RequestT, ResponseT]):
 
     async def handle(self, msg: Msg) -> None:
         request = self._decode(msg)
+        # A cancelled (or otherwise ended) iteration's queued jobs would keep the stage busy for
+        # nothing, e.g. the jobs a restarted orchestrator re-dispatched for an iteration that
+        # `ucoder iterate --replace` then cancelled.
+        iteration_id = getattr(request, "iteration_id", "")
+        if iteration_id and await self.bus.iteration_ended(iteration_id):
+            raise Skip(f"iteration {iteration_id} has ended")
         try:
             response = await self._process(request)
         except InvalidArgument as exc:

@@ -28,7 +28,8 @@ def worker_metrics(stage: str) -> WorkerMetrics:
     return WorkerMetrics(
         jobs=Counter(
             f"ucoder_{stage}_jobs",
-            f"Jobs handled by the {stage} worker, by outcome (ok, retry, rejected, dead_letter, cancelled).",
+            f"Jobs handled by the {stage} worker, by outcome (ok, retry, rejected, dead_letter, cancelled, "
+            "skipped: its iteration had ended).",
             ["outcome"],
         ),
         seconds=Histogram(

@@ -34,6 +34,7 @@ from typing import Any
 
 from ucoder_common import diversity, svgplot
 from ucoder_common.pb import orchestrator_pb2
+from ucoder_common.phases import TERMINAL_PHASES
 
 SCHEMA = 1
 
@@ -87,13 +88,6 @@ THRESHOLDS: dict[str, float] = {
 WARNING_CODES = ("low_consensus", "entropy_collapse", "pass_oscillation")
 
 Iteration = orchestrator_pb2.Iteration
-TERMINAL_PHASES = frozenset(
-    {
-        orchestrator_pb2.ITERATION_PHASE_COMPLETED,
-        orchestrator_pb2.ITERATION_PHASE_FAILED,
-        orchestrator_pb2.ITERATION_PHASE_CANCELLED,
-    }
-)
 
 
 def _phase_name(phase: int) -> str:

@@ -47,3 +47,8 @@ def dlq_subject(stage: str) -> str:
 
 def model_key(version: int) -> str:
     return f"v{version}"
+
+
+def iteration_key(iteration_id: str) -> str:
+    """The key of an iteration's state (an orchestrator Iteration) in ITERATIONS_BUCKET."""
+    return f"it.{iteration_id}"

@@ -42,6 +42,7 @@ from ucoder_common.pb import (
     testsynth_pb2,
     trainer_pb2,
 )
+from ucoder_common.phases import TERMINAL_PHASES
 from ucoder_common.service import GrpcBinding, ServiceParts
 
 log = logging.getLogger(__name__)
@@ -140,10 +141,6 @@ class OrchestratorConfig(ServiceConfig):
     eval_generate_timeout_s: float = setting(900.0, "Longest wait for one HumanEval generation.")
 
 
-def iteration_key(iteration_id: str) -> str:
-    return f"it.{iteration_id}"
-
-
 def problem_key(iteration_id: str, problem_id: str) -> str:
     return f"pr.{iteration_id}.{problem_id}"
 
@@ -190,14 +187,14 @@ class Orchestrator:
     # --- persistence -------------------------------------------------------------------------
 
     async def load(self, iteration_id: str) -> orchestrator_pb2.Iteration | None:
-        raw = await kv_get(self.kv, iteration_key(iteration_id))
+        raw = await kv_get(self.kv, subjects.iteration_key(iteration_id))
         return None if raw is None else orchestrator_pb2.Iteration.FromString(raw)
 
     async def save(self, it: orchestrator_pb2.Iteration) -> None:
         it.stage = (
             core.current_stage(it) if it.phase == orchestrator_pb2.ITERATION_PHASE_RUNNING else it.stage
         )
-        await self.kv.put(iteration_key(it.iteration_id), it.SerializeToString())
+        await self.kv.put(subjects.iteration_key(it.iteration_id), it.SerializeToString())
         self.record_stage_metrics(it)
 
     def record_stage_metrics(self, it: orchestrator_pb2.Iteration) -> None:
@@ -213,7 +210,7 @@ class Orchestrator:
                 STAGE_SECONDS.labels(stage=core.stage_name(stage)).observe(seconds)
             if stage == orchestrator_pb2.STAGE_CLUSTERING:
                 CONSENSUS.labels(model_version=str(it.model_version_in)).set(core.consensus_rate(it))
-        if it.phase in core.TERMINAL_PHASES:
+        if it.phase in TERMINAL_PHASES:
             del self._measured[it.iteration_id]
 
     async def load_problem(self, iteration_id: str, problem_id: str) -> orchestrator_pb2.ProblemState | None:
@@ -439,7 +436,7 @@ class Orchestrator:
                 f"got {iteration_id!r}"
             )
         it = await self.get(iteration_id, include_problems=False)
-        if it.phase in core.TERMINAL_PHASES:
+        if it.phase in TERMINAL_PHASES:
             stored = await self._stored_report(iteration_id)
             if stored is not None:
                 return stored
@@ -484,7 +481,7 @@ class Orchestrator:
     async def cancel(self, iteration_id: str) -> orchestrator_pb2.Iteration:
         async with self.lock:
             it = await self.get(iteration_id, include_problems=False)
-            if it.phase in core.TERMINAL_PHASES:
+            if it.phase in TERMINAL_PHASES:
                 raise FailedPrecondition(
                     f"iteration {iteration_id} already ended ({core.phase_name(it.phase)})"
                 )
@@ -507,7 +504,7 @@ class Orchestrator:
                     msg = await sub.next_msg(timeout=2.0)
                 except nats.errors.TimeoutError:
                     it = await self.load(iteration_id)
-                    if it is None or it.phase in core.TERMINAL_PHASES:
+                    if it is None or it.phase in TERMINAL_PHASES:
                         # Ended while no event was pending (e.g. events expired): close the stream.
                         if it is not None:
                             yield core.event(it, it.stage, core.phase_name(it.phase))
@@ -515,7 +512,7 @@ class Orchestrator:
                     continue
                 event = orchestrator_pb2.ProgressEvent.FromString(msg.data)
                 yield event
-                if event.phase in core.TERMINAL_PHASES:
+                if event.phase in TERMINAL_PHASES:
                     return
         finally:
             await sub.unsubscribe()

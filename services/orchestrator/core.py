@@ -36,13 +36,6 @@ STAGES: tuple[int, ...] = (
 )
 # Stages every problem goes through, in order (training and evaluation are per iteration).
 PROBLEM_STAGES: tuple[int, ...] = STAGES[1:5]
-TERMINAL_PHASES = frozenset(
-    {
-        orchestrator_pb2.ITERATION_PHASE_COMPLETED,
-        orchestrator_pb2.ITERATION_PHASE_FAILED,
-        orchestrator_pb2.ITERATION_PHASE_CANCELLED,
-    }
-)
 
 LIMITS = {"num_problems": 10_000, "tests_per_problem": 1_000, "samples_per_problem": 1_024}
 DEFAULT_RHO = 0.8

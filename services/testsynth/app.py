@@ -1,4 +1,5 @@
-"""Test synthesis service: asks the sampler for typical and boundary test calls, keeps valid ones."""
+"""Test synthesis service: asks the sampler for typical and boundary test calls, keeps valid ones,
+and tops a problem up with mutations of those when the model's rounds end short of the count."""
 
 from __future__ import annotations
 
@@ -20,9 +21,13 @@ from ucoder_common.service import GrpcBinding, ServiceParts
 
 log = logging.getLogger(__name__)
 
-TESTS = Counter("ucoder_testsynth_tests", "Test inputs written by the model, by verdict.", ["verdict"])
+TESTS = Counter(
+    "ucoder_testsynth_tests",
+    "Test inputs written by the model, by verdict; `mutation`: inputs derived from the kept ones.",
+    ["verdict"],
+)
 # Every label value's series exists from the start, so rate() and increase() see the first count too.
-for _verdict in ("kept", "rejected", "duplicate"):
+for _verdict in ("kept", "rejected", "duplicate", "mutation"):
     TESTS.labels(verdict=_verdict)
 
 MAX_COUNT = 1000
@@ -50,6 +55,11 @@ class TestSynthConfig(ServiceConfig):
     )
     sampler_timeout_s: float = setting(600.0, "How long to wait for one sampler answer.")
     concurrency: int = setting(4, "Problems handled at once.")
+    mutation_fill: bool = setting(
+        True,
+        "When the rounds end with fewer valid tests than asked, fill the rest with type-preserving "
+        "mutations of the kept inputs (kind `mutation`, no expected output).",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -128,8 +138,20 @@ class TestSynthesizer:
                         response.guesses_dropped[reason] += n
                     pool, removed = core.dedupe_tests([*pool, *report.tests])
                     response.duplicates += removed
-        kept = core.mix_tests(pool, request.count, ratio)
-        TESTS.labels(verdict="kept").inc(len(kept))
+        # Pure; milliseconds at 100 tests, seconds at MAX_COUNT with inputs near the size limit.
+        kept = await asyncio.to_thread(
+            core.select_tests,
+            pool,
+            request.count,
+            ratio,
+            problem.arity,
+            signature,
+            problem.problem_id,
+            self.cfg.mutation_fill,
+        )
+        response.mutated = sum(t.kind == core.MUTATION for t in kept)
+        TESTS.labels(verdict="kept").inc(len(kept) - response.mutated)
+        TESTS.labels(verdict="mutation").inc(response.mutated)
         TESTS.labels(verdict="rejected").inc(response.rejected)
         TESTS.labels(verdict="duplicate").inc(response.duplicates)
         response.tests.extend(
@@ -142,11 +164,13 @@ class TestSynthesizer:
             for t in kept
         )
         log.info(
-            "tests for %s: %d kept (%d boundary) of %d written; rejected %s; duplicates %d",
+            "tests for %s: %d kept (%d boundary) of %d written, %d mutations added; rejected %s; "
+            "duplicates %d",
             problem.problem_id,
-            len(kept),
+            len(kept) - response.mutated,
             sum(t.kind == core.BOUNDARY for t in kept),
             response.generated,
+            response.mutated,
             dict(response.rejected_by_reason),
             response.duplicates,
         )

@@ -12,7 +12,11 @@ right-hand side, when it is a literal of the annotated return type, is kept as t
 model's *guess* of the output (used only by the pass/fail signature mode, never as
 ground truth).
 
-No I/O and no third-party imports.
+When the model's rounds end short of the requested count, :func:`mutation_tests` tops the
+tests up with type-preserving mutations of the model's own inputs (kind :data:`MUTATION`, no
+expected output), validated like the model's lines.
+
+No I/O; no third-party imports (``ucoder_common.mutation`` is pure standard library).
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ucoder_common.mutation import fuzz_inputs
+
 __all__ = [
     "BOUNDARY",
     "CONTAINER",
     "KINDS",
     "MAX_LITERAL_CHARS",
+    "MUTATION",
     "REASONS",
     "SCALAR",
     "STRING",
@@ -46,10 +53,12 @@ __all__ = [
     "docstring_tests",
     "make_test_id",
     "mix_tests",
+    "mutation_tests",
     "param_shape",
     "parse_signature",
     "parse_test_inputs",
     "parse_tests",
+    "select_tests",
     "split_samples",
     "value_matches",
 ]
@@ -66,6 +75,8 @@ MAX_LITERAL_CHARS = 2000
 TYPICAL = "typical"
 BOUNDARY = "boundary"
 KINDS: tuple[str, ...] = (TYPICAL, BOUNDARY)
+#: The kind of a test made by :func:`mutation_tests` (no prompt; not one of :data:`KINDS`).
+MUTATION = "mutation"
 
 #: Why a call line was rejected (keys of ``ParseReport.rejected``), and why an expected
 #: value was dropped while its input was kept (keys of ``ParseReport.guesses_dropped``:
@@ -378,7 +389,8 @@ class ParsedTest:
     ``args_literal`` is a canonical tuple literal of the arguments, always a tuple
     even for one argument (``"(5,)"``); ``expected_literal`` is a canonical literal
     of the guessed output or ``""`` when the line gave none (or an unusable one);
-    ``kind`` is the prompt variant that produced it (:data:`TYPICAL` or :data:`BOUNDARY`).
+    ``kind`` is the prompt variant that produced it (:data:`TYPICAL` or :data:`BOUNDARY`), or
+    :data:`MUTATION` for an input derived from the model's own.
     """
 
     args_literal: str
@@ -650,6 +662,32 @@ def value_matches(value: object, annotation: ast.expr | None) -> bool:
 # --- parsing test lines -----------------------------------------------------------------
 
 
+def _check_args(nodes: Sequence[ast.expr], arity: int, signature: Signature | None) -> tuple[str, str]:
+    """The canonical tuple literal of a call's arguments and ``""``, or ``""`` and the reason
+    they are no test input (``arity``, ``not_literal``, ``too_large``, ``type``).
+
+    The one check of an input, for the model's lines and for mutations of them alike.
+    """
+    if len(nodes) != arity:
+        return "", "arity"
+    values: list[object] = []
+    texts: list[str] = []
+    for node in nodes:
+        parsed = _literal(node)
+        if isinstance(parsed, str):
+            return "", parsed
+        values.append(parsed[0])
+        texts.append(parsed[1])
+    args_literal = "(" + texts[0] + ",)" if arity == 1 else "(" + ", ".join(texts) + ")"
+    if len(args_literal) > MAX_LITERAL_CHARS:
+        return "", "too_large"
+    # Types are checked only where the signature's parameter count agrees with the arity.
+    params = signature.params if signature is not None and len(signature.params) == arity else None
+    if params is not None and not all(value_matches(v, a) for v, a in zip(values, params, strict=True)):
+        return "", "type"
+    return args_literal, ""
+
+
 def _parse_line(
     line: str, entry_point: str, arity: int, signature: Signature | None, kind: str
 ) -> tuple[ParsedTest | None, str]:
@@ -692,23 +730,9 @@ def _parse_line(
         return None, "not_a_call"
     if call_node.keywords or any(isinstance(arg, ast.Starred) for arg in call_node.args):
         return None, "keywords"
-    if len(call_node.args) != arity:
-        return None, "arity"
-    values: list[object] = []
-    texts: list[str] = []
-    for arg in call_node.args:
-        parsed = _literal(arg)
-        if isinstance(parsed, str):
-            return None, parsed
-        values.append(parsed[0])
-        texts.append(parsed[1])
-    args_literal = "(" + texts[0] + ",)" if arity == 1 else "(" + ", ".join(texts) + ")"
-    if len(args_literal) > MAX_LITERAL_CHARS:
-        return None, "too_large"
-    # Types are checked only where the signature's parameter count agrees with the arity.
-    params = signature.params if signature is not None and len(signature.params) == arity else None
-    if params is not None and not all(value_matches(v, a) for v, a in zip(values, params, strict=True)):
-        return None, "type"
+    args_literal, reason = _check_args(call_node.args, arity, signature)
+    if reason:
+        return None, reason
     if expected_node is None:
         return ParsedTest(args_literal, "", kind), ""
     expected = _literal(expected_node)
@@ -866,6 +890,91 @@ def mix_tests(tests: Sequence[ParsedTest], count: int, boundary_ratio: float) ->
     take_typical = min(len(typical), count - take_boundary)
     chosen = set(boundary[:take_boundary]) | set(typical[:take_typical])
     return [tests[i] for i in sorted(chosen)]
+
+
+# Mutations asked of fuzz_inputs at most, per test wanted: some fail validation (an annotated
+# Literal, a list grown past MAX_LITERAL_CHARS), so more are made than needed.
+_MUTATION_HEADROOM = 8
+
+
+def _valid_mutations(
+    fuzzed: Sequence[str], seen: set[str], arity: int, signature: Signature | None, count: int
+) -> list[ParsedTest]:
+    """The first ``count`` tuples of ``fuzzed`` that pass :func:`_check_args` and are not in ``seen``
+    (which gets the ones taken)."""
+    tests: list[ParsedTest] = []
+    for text in fuzzed:
+        if text in seen:  # a pool input, as fuzz_inputs repeats them first: no need to parse it
+            continue
+        try:
+            node = ast.parse(text, mode="eval").body
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            continue
+        if not isinstance(node, ast.Tuple):
+            continue
+        # args_literal is canonical already, so it is its own dedupe key.
+        args_literal, reason = _check_args(node.elts, arity, signature)
+        if reason or args_literal in seen:
+            continue
+        seen.add(args_literal)
+        tests.append(ParsedTest(args_literal, "", MUTATION))
+        if len(tests) == count:
+            break
+    return tests
+
+
+def mutation_tests(
+    pool: Sequence[ParsedTest], count: int, arity: int, signature: Signature | None, seed: str
+) -> list[ParsedTest]:
+    """Up to ``count`` new test inputs: type-preserving mutations of the inputs in ``pool``.
+
+    :func:`ucoder_common.mutation.fuzz_inputs`, seeded with ``seed`` (the problem id), derives
+    argument tuples from the pool's; each is validated exactly as a model-written call is
+    (:func:`_check_args`: arity, finite literals in canonical form, ``MAX_LITERAL_CHARS``, the
+    signature's annotated types), and one whose canonical form is in ``pool`` or came earlier is
+    dropped. The tests have kind :data:`MUTATION` and no expected output (nothing guessed what the
+    function returns on them). The same arguments give the same list; an empty pool gives none,
+    and so may a pool whose inputs allow few distinct mutations (one ``bool``).
+    """
+    if count <= 0 or not pool:
+        return []
+    inputs = [t.args_literal for t in pool]
+    seen = {_dedupe_key(text) for text in inputs} | set(inputs)
+    # fuzz_inputs returns the inputs and then its mutations, and a larger limit only extends that
+    # list (the same draws), so asking again with more headroom keeps the result independent of
+    # how many asks it took. Stop at count, when fuzz_inputs runs out of distinct tuples, or at the cap.
+    limit = len(inputs) + count
+    cap = len(inputs) + _MUTATION_HEADROOM * count
+    tests: list[ParsedTest] = []
+    done = 0  # tuples of fuzzed already validated (the list only grows with the limit)
+    while True:
+        fuzzed = fuzz_inputs(inputs, seed, limit)
+        tests += _valid_mutations(fuzzed[done:], seen, arity, signature, count - len(tests))
+        done = len(fuzzed)
+        if len(tests) >= count or len(fuzzed) < limit or limit >= cap:
+            return tests
+        limit = min(limit * 2, cap)
+
+
+def select_tests(
+    pool: Sequence[ParsedTest],
+    count: int,
+    boundary_ratio: float,
+    arity: int,
+    signature: Signature | None,
+    seed: str,
+    mutation_fill: bool,
+) -> list[ParsedTest]:
+    """A problem's tests: :func:`mix_tests` of the model's ``pool``, then, when ``mutation_fill``
+    is on and those are fewer than ``count``, :func:`mutation_tests` of them for the rest.
+
+    The model's tests come first and are never displaced (mutations only fill
+    ``count - len(model tests)``); the boundary quota applies to the model's tests alone.
+    """
+    kept = mix_tests(pool, count, boundary_ratio)
+    if not mutation_fill or len(kept) >= count:
+        return kept
+    return [*kept, *mutation_tests(kept, count - len(kept), arity, signature, seed)]
 
 
 def make_test_id(problem_id: str, args_literal: str) -> str:

@@ -84,6 +84,8 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
         with_tests = [p for p in it.problems if p.tests]
         assert with_tests, "no problem kept any test input"
         assert all(len(p.tests) <= spec.tests_per_problem for p in it.problems)
+        for p in with_tests:
+            _check_mutation_fill(p, spec.tests_per_problem)
         assert it.tests_kept == sum(len(p.tests) for p in it.problems)
         executed = [p for p in it.problems if p.results]
         assert executed, "no candidate was executed"
@@ -150,6 +152,30 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
     sampled = [p for p in follow.problems if p.candidates]
     assert sampled, follow.error or "the follow-up iteration sampled no candidates"
     assert all(p.sampler_adapter == f"ucoder-v{version.version}" for p in sampled)
+
+
+def _check_mutation_fill(p: orchestrator_pb2.ProblemState, count: int) -> None:
+    """The model's tests come first; when they are fewer than `count`, the rest are the mutations
+    the pure fill makes of them (all of `count` unless the inputs allow too few distinct mutations),
+    none when testsynth's `mutation_fill` is off."""
+    from services.testsynth import app, core
+
+    kinds = [t.kind for t in p.tests]
+    assert kinds == sorted(kinds, key=lambda kind: kind == core.MUTATION), kinds
+    model = [
+        core.ParsedTest(t.args_literal, t.expected_literal, t.kind)
+        for t in p.tests
+        if t.kind != core.MUTATION
+    ]
+    mutated = [t for t in p.tests if t.kind == core.MUTATION]
+    assert not any(t.expected_literal for t in mutated)
+    problem = p.problem
+    signature = core.parse_signature(problem.signature, problem.entry_point) or core.parse_signature(
+        problem.prompt, problem.entry_point
+    )
+    fill = app.TestSynthConfig.mutation_fill  # the stack runs testsynth with its default
+    want = core.mutation_tests(model, count - len(model), problem.arity, signature, problem.problem_id)
+    assert [t.args_literal for t in mutated] == ([t.args_literal for t in want] if fill else [])
 
 
 def _check_run(run: list[orchestrator_pb2.Iteration], nats_url: str) -> None:

@@ -7,10 +7,11 @@ import uuid
 
 import nats
 import pytest
+from prometheus_client import REGISTRY
 
 from ucoder_common import subjects
 from ucoder_common.bus import Bus, Retry, stage_worker
-from ucoder_common.pb import common_pb2, testsynth_pb2
+from ucoder_common.pb import common_pb2, orchestrator_pb2, testsynth_pb2
 
 
 async def collect(bus: Bus, subject: str, count: int, timeout_s: float = 10.0) -> list[bytes]:
@@ -33,9 +34,9 @@ async def collect(bus: Bus, subject: str, count: int, timeout_s: float = 10.0) -
     return out
 
 
-def request(problem_id: str) -> testsynth_pb2.SynthesizeTestsRequest:
+def request(problem_id: str, iteration_id: str = "it-1") -> testsynth_pb2.SynthesizeTestsRequest:
     return testsynth_pb2.SynthesizeTestsRequest(
-        iteration_id="it-1", problem=common_pb2.Problem(problem_id=problem_id), count=3
+        iteration_id=iteration_id, problem=common_pb2.Problem(problem_id=problem_id), count=3
     )
 
 
@@ -185,3 +186,42 @@ async def test_kv_keys_lists_every_key_with_the_prefix_sorted(bus: Bus) -> None:
     await kv.delete(names[1])
     assert names[1] in await bus.kv_keys(subjects.ITERATIONS_BUCKET, prefix)
     assert await bus.kv_keys(subjects.ITERATIONS_BUCKET, "nothing-" + prefix) == []
+
+
+async def test_jobs_of_an_ended_iteration_are_skipped(bus: Bus, stage: str) -> None:
+    # E.g. the jobs a restarted orchestrator re-dispatched for an iteration that was then cancelled.
+    calls: list[str] = []
+
+    async def process(req: testsynth_pb2.SynthesizeTestsRequest) -> testsynth_pb2.SynthesizeTestsResponse:
+        calls.append(req.problem.problem_id)
+        return testsynth_pb2.SynthesizeTestsResponse(problem_id=req.problem.problem_id)
+
+    kv = bus.kv(subjects.ITERATIONS_BUCKET)
+    ids = {phase: f"it-{stage}-{phase}" for phase in ("cancelled", "failed", "running")}
+    phases = {
+        "cancelled": orchestrator_pb2.ITERATION_PHASE_CANCELLED,
+        "failed": orchestrator_pb2.ITERATION_PHASE_FAILED,
+        "running": orchestrator_pb2.ITERATION_PHASE_RUNNING,
+    }
+    for name, iteration_id in ids.items():
+        state = orchestrator_pb2.Iteration(iteration_id=iteration_id, phase=phases[name])
+        await kv.put(subjects.iteration_key(iteration_id), state.SerializeToString())
+    worker = stage_worker(
+        bus, stage, testsynth_pb2.SynthesizeTestsRequest, testsynth_pb2.SynthesizeTestsResponse, process
+    )
+    await worker.start()
+    for name, iteration_id in ids.items():
+        await bus.publish(subjects.work_subject(stage), request(f"p-{name}", iteration_id), msg_id=name)
+    # An iteration the bucket does not know (no orchestrator) is served as before.
+    await bus.publish(subjects.work_subject(stage), request("p-unknown", "it-unknown"), msg_id="unknown")
+    answers = await collect(bus, subjects.result_subject(stage), 2)
+    await asyncio.sleep(0.5)
+    await worker.stop(1.0)
+    decoded = sorted(testsynth_pb2.SynthesizeTestsResponse.FromString(a).problem_id for a in answers)
+    assert decoded == ["p-running", "p-unknown"]
+    assert sorted(calls) == ["p-running", "p-unknown"]
+    skipped = REGISTRY.get_sample_value(f"ucoder_{stage}_jobs_total", {"outcome": "skipped"})
+    assert skipped == 2
+    # Skipped jobs are acknowledged: nothing is left in the stage's queue.
+    info = await bus.js.consumer_info(subjects.WORK_STREAM, stage)
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)

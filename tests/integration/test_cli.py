@@ -338,3 +338,23 @@ def test_iterate_list_get_watch_cancel(orchestrator_home: Path) -> None:
     assert got.returncode == 0 and json.loads(got.stdout)["phase"] == "ITERATION_PHASE_CANCELLED"
     again = ucoder(home, "cancel", iteration_id)
     assert again.returncode == 2 and "already ended" in one_line_error(again)
+
+    # --replace cancels the iteration still running (what `make run` does after a stack was
+    # stopped mid-iteration) and starts the new one; without it the start is refused (above).
+    left = ucoder(home, "iterate", "--no-watch", "--problems", "1", "--tests", "1", "--samples", "1")
+    assert left.returncode == 0, left.stdout + left.stderr
+    left_match = re.search(r"iteration (\S+) started", left.stdout)
+    assert left_match, left.stdout
+    left_id = left_match.group(1)
+    replaced = ucoder(
+        home, "iterate", "--no-watch", "--replace", "--problems", "1", "--tests", "1", "--samples", "1"
+    )
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    assert f"cancelled iteration {left_id}, which was still running" in replaced.stdout
+    new_match = re.search(r"iteration (\S+) started", replaced.stdout)
+    assert new_match and new_match.group(1) != left_id, replaced.stdout
+    phases = {
+        i: json.loads(ucoder(home, "get", i, "--json").stdout)["phase"] for i in (left_id, new_match.group(1))
+    }
+    assert phases == {left_id: "ITERATION_PHASE_CANCELLED", new_match.group(1): "ITERATION_PHASE_RUNNING"}
+    assert ucoder(home, "cancel", new_match.group(1)).returncode == 0

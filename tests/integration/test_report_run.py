@@ -26,10 +26,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.stage_player import answer, take_job
+from tests.stage_player import answer, played_stack, take_job
 from ucoder_common import diversity
 from ucoder_common.bus import Bus
-from ucoder_common.localstack import REPO_ROOT, StackInfo, StackPaths, start_stack, stop_stack
+from ucoder_common.localstack import REPO_ROOT, StackInfo
 from ucoder_common.pb import (
     common_pb2,
     orchestrator_pb2,
@@ -90,22 +90,8 @@ def make_problem(iteration: int, index: int) -> common_pb2.Problem:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    paths = StackPaths(tmp_path_factory.mktemp("report-home"))
-    info = start_stack(
-        paths,
-        services=("orchestrator", "executor", "clusterer"),
-        extra_env={
-            "UCODER_EXECUTOR_TIMEOUT_PER_TEST_S": "1.0",
-            # The played candidates make small clusters that the calibrated confidence threshold
-            # (0.95) would withhold; this test is about the pipeline, not about abstention.
-            "UCODER_CLUSTERER_DEFAULT_MIN_CONFIDENCE": "0",
-        },
-        timeout_s=120,
-    )
-    try:
+    with played_stack(tmp_path_factory.mktemp("report-home")) as info:
         yield info
-    finally:
-        stop_stack(paths)
 
 
 @pytest.fixture

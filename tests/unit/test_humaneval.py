@@ -14,11 +14,11 @@ from ucoder_common.humaneval import (
     HUMANEVAL_STOP,
     HumanEvalProblem,
     extract_inputs,
-    fuzz_inputs,
     load_problems,
     truncate_completion,
     wrong_variants,
 )
+from ucoder_common.mutation import fuzz_inputs
 
 
 @pytest.fixture(scope="module")
