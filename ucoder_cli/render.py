@@ -125,7 +125,10 @@ def result_table(it: Iteration, now_ms: int | None = None) -> Table:
             f"{div.category_coverage:.0%} of {div.pool_size}, "
             f"max category share {div.max_category_share:.0%}",
         )
-    table.add_row("tests kept", str(it.tests_kept))
+    table.add_row(
+        "tests kept",
+        f"{it.tests_kept} ({it.tests_mutated} mutations)" if it.tests_mutated else str(it.tests_kept),
+    )
     if it.tests_rejected:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(it.tests_rejected.items()))
         table.add_row("tests rejected", f"{sum(it.tests_rejected.values())} ({escape(reasons)})")

@@ -237,6 +237,7 @@ def iteration_summary(it: Iteration) -> dict[str, Any]:
         "diversity": diversity_summary(it),
         "tests": {
             "kept": it.tests_kept,
+            "mutated": it.tests_mutated,
             "rejected": sum(rejected_by_reason.values()),
             "rejected_by_reason": rejected_by_reason,
             "likely_invalid": it.tests_likely_invalid,
@@ -551,7 +552,9 @@ def detail_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     rows += [
         (
             "tests",
-            f"{tests['kept']} kept, {tests['rejected']} rejected"
+            f"{tests['kept']} kept"
+            + (f" ({tests['mutated']} of them mutations)" if tests.get("mutated") else "")
+            + f", {tests['rejected']} rejected"
             + (f" ({reasons})" if reasons else "")
             + f", {tests['likely_invalid']} likely invalid",
         ),

@@ -630,6 +630,7 @@ class Orchestrator:
                 return f"no valid test input among {response.generated} written"
             ps.tests.extend(response.tests)
             it.tests_kept += len(response.tests)
+            it.tests_mutated += response.mutated
             TESTS.inc(len(response.tests))
         elif isinstance(response, sampler_pb2.SampleCandidatesResponse):
             if not response.candidates:

@@ -126,6 +126,7 @@ def test_every_aggregate_of_one_iteration() -> None:
     it.model_version_in = 2
     it.model_version_out.CopyFrom(common_pb2.ModelVersion(version=3, train_examples=1))
     it.tests_kept = 40
+    it.tests_mutated = 12
     it.tests_rejected.update({"syntax": 2, "arity": 3})
     it.tests_likely_invalid = 1
     it.executions = 123
@@ -158,6 +159,7 @@ def test_every_aggregate_of_one_iteration() -> None:
     assert div["pool_size"] == 10 and div["category_counts"] == {"math": 3, "strings": 2}
     assert s["tests"] == {
         "kept": 40,
+        "mutated": 12,
         "rejected": 5,
         "rejected_by_reason": {"arity": 3, "syntax": 2},
         "likely_invalid": 1,
@@ -182,6 +184,8 @@ def test_every_aggregate_of_one_iteration() -> None:
     }
     assert s["pass_at_1"]["out"] is None
     assert s["run_decision"].startswith("trained v3")
+    markdown = report.render_markdown(report.build_report([it], generated_unix_ms=1_700_000_000_000))
+    assert "40 kept (12 of them mutations), 5 rejected" in markdown
 
 
 def test_diversity_is_computed_from_the_problems_when_problemgen_did_not_measure_it() -> None:
@@ -507,7 +511,10 @@ def test_get_shows_diversity_tests_rejected_and_abstentions() -> None:
     it.problem_diversity.max_category_share = 0.25
     it.tests_rejected.update({"arity": 4, "not_literal": 1})
     it.tests_likely_invalid = 2
+    it.tests_kept = 30
+    it.tests_mutated = 18
     text = render.to_text(render.result_table(it), width=200)
+    assert re.search(r"tests kept\s+.\s+30 \(18 mutations\)", text)
     assert "lexical entropy 3.25 bits, category coverage 50% of 12, max category share 25%" in text
     assert "tests rejected" in text and "5 (arity 4, not_literal 1)" in text
     assert re.search(r"tests likely invalid\s+.\s+2", text)
