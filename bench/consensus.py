@@ -23,19 +23,28 @@ of its candidates can be told apart:
   ones) with its per-problem profile mix (clear / split / wrong / failing / hopeless): a pool
   whose share of correct programs is known and that goes beyond what the weak model writes;
 
-each on three input sets:
+each on four input sets:
 
 * ``model tests``: up to 100 tests the model writes with test synthesis's prompts and parser
   (docstring examples first, then typical and boundary calls, 30% boundary, deduplicated, as
   the testsynth service mixes them), with the model's guessed outputs for the ``pass`` mode;
+* ``mutated tests``: the model tests topped up to 100 by test synthesis's mutation fill
+  (:func:`services.testsynth.core.mutation_tests`: type-preserving mutations of the model's own
+  inputs, validated like them, seeded by task id), what the service sends with
+  ``mutation_fill`` on. Nothing filters out mutations that break the problem's precondition
+  (the service has no reference solution either), and they carry no expected output, so in the
+  ``pass`` mode they are a constant fail column;
 * ``hidden inputs``: the inputs of HumanEval's hidden tests. They carry no expected outputs, so
   the ``pass`` mode there compares with the canonical solution's outputs: an *oracle* upper
   bound, marked as such;
 * ``fuzzed inputs``: the hidden inputs followed by type-preserving mutations of them
-  (:func:`ucoder_common.humaneval.fuzz_inputs`, seeded by task id; FUZZ_POOL tried), keeping the
+  (:func:`ucoder_common.mutation.fuzz_inputs`, seeded by task id; FUZZ_POOL tried), keeping the
   first 100 on which the canonical solution returns, so that the tests sweep has 100 tests to
-  vary (``pass`` mode: the canonical outputs, an oracle as above). Known-answer pools only: the
-  model's candidates would run them in gVisor, with up to 100 timeouts per looping candidate.
+  vary (``pass`` mode: the canonical outputs, an oracle as above).
+
+Model candidates run in gVisor with a per-candidate budget (CANDIDATE_BUDGET_S for all of a
+candidate's inputs, the executor's ``timeout_per_candidate_s``), so a looping candidate costs one
+budget rather than a timeout per input.
 
 **Rules** (:func:`services.clusterer.core.select`): the paper's rule in both signature modes
 (``paper-output``, ``paper-pass``) and its ablation baselines (``random`` among successful,
@@ -72,7 +81,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +104,8 @@ from services.executor.sandbox import Backend, SandboxError, SandboxPool, TestOu
 from services.sampler.core import CANDIDATE_STOP, assemble_candidate, candidate_prompt
 from services.testsynth import core as testsynth
 from ucoder_common.evaluation import CHECK_ENTRY_POINT, CHECK_INPUT, CHECK_PASSED_DIGEST, check_program
-from ucoder_common.humaneval import HumanEvalProblem, extract_inputs, fuzz_inputs, load_problems
+from ucoder_common.humaneval import HumanEvalProblem, extract_inputs, load_problems
+from ucoder_common.mutation import fuzz_inputs
 
 PROBLEMS = 40
 """Model arm: problems (2-core CPU: ~35 s of generation and 15-20 s of execution each, ~35 min)."""
@@ -116,6 +126,7 @@ TIMEOUT_S = 2.0
 CHECK_TIMEOUT_S = 3.0
 MEMORY_MB = 512
 SANDBOX_ATTEMPTS = 3
+CHECKPOINT_EVERY = 4
 DEFAULT_CACHE = Path("~/.cache/ucoder/bench-consensus")
 
 RHO, TAU = 0.8, 2
@@ -135,12 +146,13 @@ RULES: tuple[tuple[str, SelectionRule, SignatureMode], ...] = (
     ("success_rate", SelectionRule.SUCCESS_RATE, SignatureMode.OUTPUT),
 )
 CANDIDATE_SETS = ("model", "known")
-INPUT_SETS = ("model tests", "hidden inputs", "fuzzed inputs")
+INPUT_SETS = ("model tests", "mutated tests", "hidden inputs", "fuzzed inputs")
 FUZZ_POOL = 2 * MAX_TESTS
 """Fuzzed tuples tried per problem; the first MAX_TESTS on which the canonical solution returns are kept."""
-SKIPPED_POOLS = {("model", "fuzzed inputs")}
-"""Not run: model code runs in gVisor, and its looping candidates would each cost up to MAX_TESTS
-timeouts per problem."""
+CANDIDATE_BUDGET_S = 20.0
+"""Wall-clock budget of one model candidate on all its inputs in gVisor (the executor's
+``timeout_per_candidate_s``): a looping candidate costs one budget, not one timeout per input;
+the inputs it did not reach count as timeouts."""
 
 
 class BenchError(Exception):
@@ -186,6 +198,9 @@ class ProblemData:
     """Fuzzed candidate inputs (hidden inputs first); ``fuzzed_tests`` keeps the valid ones."""
     fuzzed_tests: list[Test] = field(default_factory=list)
     """The first MAX_TESTS of ``fuzz_pool`` on which the canonical solution returns (set by execute)."""
+    mutated_tests: list[Test] = field(default_factory=list)
+    """``model_tests`` topped up to MAX_TESTS with testsynth's mutations of their inputs (no
+    expected outputs): what the testsynth service sends with ``mutation_fill`` on."""
     model: list[Program] = field(default_factory=list)
     """Model candidates in sampling order (a prefix is a smaller sample)."""
     known: list[Program] = field(default_factory=list)
@@ -198,9 +213,13 @@ class ProblemData:
         return self.model if which == "model" else [self.known[i] for i in self.draws]
 
     def tests(self, which: str) -> list[Test]:
-        if which == "model tests":
-            return self.model_tests
-        return self.hidden_tests if which == "hidden inputs" else self.fuzzed_tests
+        by_set = {
+            "model tests": self.model_tests,
+            "mutated tests": self.mutated_tests,
+            "hidden inputs": self.hidden_tests,
+            "fuzzed inputs": self.fuzzed_tests,
+        }
+        return by_set[which]
 
     @property
     def canonical(self) -> Program | None:
@@ -281,6 +300,17 @@ def tests_from_completions(problem: HumanEvalProblem, completions: dict[str, lis
             pool, _ = testsynth.dedupe_tests([*pool, *report.tests])
     kept = testsynth.mix_tests(pool, MAX_TESTS, BOUNDARY_RATIO)
     return [Test(t.args_literal, t.expected_literal, t.kind) for t in kept]
+
+
+def mutated_tests(problem: HumanEvalProblem, model_tests: list[Test]) -> list[Test]:
+    """``model_tests`` topped up to MAX_TESTS by testsynth's mutation fill (seeded by task id)."""
+    if len(model_tests) >= MAX_TESTS:
+        return list(model_tests)
+    signature = testsynth.parse_signature(problem.prompt, problem.entry_point)
+    arity = len(signature.params) if signature else 1
+    pool = [testsynth.ParsedTest(t.args, t.expected, t.kind) for t in model_tests]
+    extra = testsynth.mutation_tests(pool, MAX_TESTS - len(pool), arity, signature, problem.task_id)
+    return [*model_tests, *(Test(t.args_literal, "", t.kind) for t in extra)]
 
 
 def generate(problems: list[HumanEvalProblem], model: Path, samples: int, out_dir: Path) -> float:
@@ -387,12 +417,18 @@ def _row(o: TestOutcome) -> OutcomeRow:
 
 
 async def execute(
-    problems: dict[str, HumanEvalProblem], data: list[ProblemData], results: Results, sandboxed: bool
+    problems: dict[str, HumanEvalProblem],
+    data: list[ProblemData],
+    results: Results,
+    sandboxed: bool,
+    checkpoint: Callable[[], None] | None = None,
 ) -> int:
     """Runs what ``results`` lacks: programs on their problem's inputs, and hidden-test checks.
 
     Model code in gVisor (``sandboxed``; the process backend otherwise), dataset code in the
-    process backend. Returns how many executions ran.
+    process backend. ``checkpoint`` is called after every CHECKPOINT_EVERY problems that ran
+    something (it saves the cache, so an interrupted run keeps most of its work). Returns how
+    many executions ran.
     """
     size = os.cpu_count() or 1
     pools: dict[str, SandboxPool] = {}
@@ -401,15 +437,21 @@ async def execute(
         backend = Backend.GVISOR if kind == "model" and sandboxed else Backend.PROCESS
         if backend.value not in pools:
             pools[backend.value] = SandboxPool(
-                backend, size=size, default_timeout_s=TIMEOUT_S, default_memory_mb=MEMORY_MB
+                backend,
+                size=size,
+                default_timeout_s=TIMEOUT_S,
+                default_memory_mb=MEMORY_MB,
+                candidate_timeout_s=CANDIDATE_BUDGET_S if backend is Backend.GVISOR else 0.0,
             )
             await pools[backend.value].start()
         return pools[backend.value]
 
     ran = 0
+    finished = 0
 
     async def one(d: ProblemData) -> None:
-        nonlocal ran
+        nonlocal ran, finished
+        ran_before = ran
         problem = problems[d.task_id]
         canonical = d.canonical
         if canonical is not None and d.fuzz_pool:
@@ -424,15 +466,13 @@ async def execute(
                 )
                 ran += len(missing_fuzz)
         d.fuzzed_tests = valid_fuzzed(d, results)
-        base = list(dict.fromkeys(t.args for t in (*d.model_tests, *d.hidden_tests)))
+        base = list(dict.fromkeys(t.args for t in (*d.model_tests, *d.mutated_tests, *d.hidden_tests)))
         programs = {p.key: p for p in (*d.model, *d.known)}
         for origin in ("model", "dataset"):
             mine = [p for p in programs.values() if (p.kind == "model") == (origin == "model")]
             if not mine:
                 continue
-            # Fuzzed inputs for dataset code only (see SKIPPED_POOLS).
-            extra = [] if origin == "model" else [t.args for t in d.fuzzed_tests]
-            inputs = list(dict.fromkeys((*base, *extra)))
+            inputs = list(dict.fromkeys((*base, *(t.args for t in d.fuzzed_tests))))
             sandbox = await pool_for("model" if origin == "model" else "dataset")
             # Missing inputs per program; programs missing the same ones run together.
             groups: dict[tuple[str, ...], list[Program]] = {}
@@ -458,6 +498,11 @@ async def execute(
                     o = outcomes[0]
                     results.correct[p.key] = o.kind == "returned" and o.value_digest == CHECK_PASSED_DIGEST
                 ran += len(unchecked)
+        if ran > ran_before:
+            finished += 1
+            print(f"executed {finished} problems ({ran} runs)", file=sys.stderr, flush=True)
+            if checkpoint is not None and finished % CHECKPOINT_EVERY == 0:
+                checkpoint()
 
     try:
         await asyncio.gather(*(one(d) for d in data))
@@ -542,7 +587,7 @@ class Matrix:
         key = (d.task_id, inputs)
         if key not in self._expected:
             tests = d.tests(inputs)
-            if inputs == "model tests":
+            if inputs in ("model tests", "mutated tests"):
                 self._expected[key] = [_expected_digest(t.expected) if t.expected else "" for t in tests]
             else:
                 canonical = d.canonical
@@ -701,7 +746,7 @@ class Report:
     executions: int
     compute_s: float
     tests: dict[str, list[int]]
-    """Tests per problem, by input set (model tests, hidden inputs, fuzzed inputs)."""
+    """Tests per problem, by input set (see INPUT_SETS)."""
     correct_candidates: dict[str, list[int]]
     """Correct candidates per problem, by candidate set (model, known)."""
     tables: dict[str, list[dict[str, Any]]]
@@ -716,7 +761,7 @@ def pools_of(data: Sequence[ProblemData]) -> list[tuple[str, str]]:
         (c, i)
         for c in CANDIDATE_SETS
         for i in INPUT_SETS
-        if (c, i) not in SKIPPED_POOLS and any(d.candidates(c) and d.tests(i) for d in data)
+        if any(d.candidates(c) and d.tests(i) for d in data)
     ]
 
 
@@ -846,13 +891,16 @@ def run_bench(
             generate_s = generate(selected_problems, model_path, samples, out_dir)
         for d in data:
             d.model_tests, d.model = load_model_arm(by_id[d.task_id], out_dir)
+            d.mutated_tests = mutated_tests(by_id[d.task_id], d.model_tests)
         model_problems = len(data)
     elif from_cache and not results_path.is_file():
         raise BenchError(f"--from-cache: no cache at {results_path} (run without --from-cache first)")
 
     results = load_results(results_path)
     t0 = time.perf_counter()
-    executions = asyncio.run(execute(by_id, data, results, sandboxed))
+    executions = asyncio.run(
+        execute(by_id, data, results, sandboxed, checkpoint=lambda: save_results(results, results_path))
+    )
     execute_s = time.perf_counter() - t0
     if executions:
         save_results(results, results_path)

@@ -24,8 +24,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackPaths
     paths = StackPaths(tmp_path_factory.mktemp("ucoder-home"))
     # The e2e iterations are tiny (a few problems, 2-4 samples of the weak default model): at the
     # clusterer's calibrated confidence threshold (0.95) they would select, and so train, nothing.
-    # Abstention is covered by the clusterer's tests and bench/consensus.py.
-    info = start_stack(paths, extra_env={"UCODER_CLUSTERER_DEFAULT_MIN_CONFIDENCE": "0"}, timeout_s=900)
+    # Abstention is covered by the clusterer's tests and bench/consensus.py. The mutation fill
+    # (off by default) is turned on so that test_iteration checks it on the real path.
+    info = start_stack(
+        paths,
+        extra_env={"UCODER_CLUSTERER_DEFAULT_MIN_CONFIDENCE": "0", "UCODER_TESTSYNTH_MUTATION_FILL": "1"},
+        timeout_s=900,
+    )
     try:
         yield paths, info
     finally:

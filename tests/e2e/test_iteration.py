@@ -87,6 +87,7 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
         for p in with_tests:
             _check_mutation_fill(p, spec.tests_per_problem)
         assert it.tests_kept == sum(len(p.tests) for p in it.problems)
+        assert it.tests_mutated == sum(t.kind == "mutation" for p in it.problems for t in p.tests)
         executed = [p for p in it.problems if p.results]
         assert executed, "no candidate was executed"
         for p in executed:
@@ -157,8 +158,8 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
 def _check_mutation_fill(p: orchestrator_pb2.ProblemState, count: int) -> None:
     """The model's tests come first; when they are fewer than `count`, the rest are the mutations
     the pure fill makes of them (all of `count` unless the inputs allow too few distinct mutations),
-    none when testsynth's `mutation_fill` is off."""
-    from services.testsynth import app, core
+    as testsynth's `mutation_fill` (on in this stack) adds them."""
+    from services.testsynth import core
 
     kinds = [t.kind for t in p.tests]
     assert kinds == sorted(kinds, key=lambda kind: kind == core.MUTATION), kinds
@@ -173,9 +174,9 @@ def _check_mutation_fill(p: orchestrator_pb2.ProblemState, count: int) -> None:
     signature = core.parse_signature(problem.signature, problem.entry_point) or core.parse_signature(
         problem.prompt, problem.entry_point
     )
-    fill = app.TestSynthConfig.mutation_fill  # the stack runs testsynth with its default
+    # The e2e stack runs testsynth with the fill on (conftest), so the real path is exercised.
     want = core.mutation_tests(model, count - len(model), problem.arity, signature, problem.problem_id)
-    assert [t.args_literal for t in mutated] == ([t.args_literal for t in want] if fill else [])
+    assert [t.args_literal for t in mutated] == [t.args_literal for t in want]
 
 
 def _check_run(run: list[orchestrator_pb2.Iteration], nats_url: str) -> None:

@@ -62,7 +62,7 @@ def request(count: int) -> testsynth_pb2.SynthesizeTestsRequest:
 
 async def test_short_rounds_are_filled_with_typed_mutations(bus: Bus, played_sampler: list[int]) -> None:
     before = {v: metric(v) for v in ("kept", "mutation", "rejected")}
-    response = await Synthesizer(TestSynthConfig(), bus).synthesize(request(40))
+    response = await Synthesizer(TestSynthConfig(mutation_fill=True), bus).synthesize(request(40))
     assert played_sampler, "the sampler was never asked"
     tests = list(response.tests)
     assert len(tests) == 40 and response.mutated == 37
@@ -79,15 +79,16 @@ async def test_short_rounds_are_filled_with_typed_mutations(bus: Bus, played_sam
     assert metric("mutation") - before["mutation"] == 37
     assert metric("rejected") - before["rejected"] == response.rejected
     # The same problem gets the same tests again (the fill is seeded with the problem id).
-    again = await Synthesizer(TestSynthConfig(), bus).synthesize(request(40))
+    again = await Synthesizer(TestSynthConfig(mutation_fill=True), bus).synthesize(request(40))
     assert [t.args_literal for t in again.tests] == [t.args_literal for t in tests]
 
 
 async def test_fill_off_keeps_only_the_models_tests(bus: Bus, played_sampler: list[int]) -> None:
-    response = await Synthesizer(TestSynthConfig(mutation_fill=False), bus).synthesize(request(40))
+    assert TestSynthConfig().mutation_fill is False  # the default (bench/consensus.py says why)
+    response = await Synthesizer(TestSynthConfig(), bus).synthesize(request(40))
     assert [t.args_literal for t in response.tests] == MODEL_INPUTS and response.mutated == 0
 
 
 async def test_enough_model_tests_need_no_fill(bus: Bus, played_sampler: list[int]) -> None:
-    response = await Synthesizer(TestSynthConfig(), bus).synthesize(request(2))
+    response = await Synthesizer(TestSynthConfig(mutation_fill=True), bus).synthesize(request(2))
     assert len(response.tests) == 2 and response.mutated == 0
