@@ -496,6 +496,20 @@ def test_service_abstains_below_the_configured_confidence_and_reports_it() -> No
     assert asked.selection.abstained == "min_confidence"
 
 
+def test_service_min_share_setting_withholds_a_small_cluster() -> None:
+    # The picked cluster holds 2 of the 3 candidates.
+    cfg = clusterer_app.ClustererConfig(default_min_confidence=0.0, min_share=0.7)
+    withheld = clusterer_app.cluster(request(), cfg).selection
+    assert not withheld.selected and withheld.abstained == "min_share"
+    assert "2 of 3" in withheld.reason
+    assert clusterer_app.cluster(
+        request(), clusterer_app.ClustererConfig(default_min_confidence=0.0, min_share=0.6)
+    ).selection.selected
+    assert clusterer_app.ClustererConfig().min_share == 0.0  # off by default
+    with pytest.raises(ConfigError, match=r"^min_share: must be in"):
+        clusterer_app.ClustererConfig(min_share=1.5).validate()
+
+
 def test_service_rule_from_request_or_config() -> None:
     cfg = clusterer_app.ClustererConfig(default_min_confidence=0.0)
     low = clusterer_app.cluster(request(selection_rule="low_ppl"), cfg).selection
