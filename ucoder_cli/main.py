@@ -359,8 +359,9 @@ def _cancel_running(client: Client, console: Console) -> None:
                 "CancelIteration", orchestrator_pb2.CancelIterationRequest(iteration_id=running.iteration_id)
             )
         except CliError as exc:
-            if "already ended" not in str(exc):  # it ended between the list and the cancel
+            if "already ended" not in str(exc):
                 raise
+            continue  # it ended by itself between the list and the cancel: nothing to replace
         console.print(f"cancelled iteration {running.iteration_id}, which was still running (--replace)")
 
 

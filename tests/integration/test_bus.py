@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import nats
 import pytest
 from prometheus_client import REGISTRY
 
 from ucoder_common import subjects
-from ucoder_common.bus import Bus, Retry, stage_worker
+from ucoder_common.bus import Bus, Retry, StageWorker, stage_worker
 from ucoder_common.pb import common_pb2, orchestrator_pb2, testsynth_pb2
 
 
@@ -32,6 +33,15 @@ async def collect(bus: Bus, subject: str, count: int, timeout_s: float = 10.0) -
             out.append(msg.data)
     await sub.unsubscribe()
     return out
+
+
+async def answered_problems(bus: Bus, stage: str, worker: StageWorker[Any, Any], count: int) -> list[str]:
+    """The problem ids of the next `count` answers of `stage`, sorted; then the worker is stopped
+    (after a pause in which a wrong extra answer would be published)."""
+    answers = await collect(bus, subjects.result_subject(stage), count)
+    await asyncio.sleep(0.5)
+    await worker.stop(1.0)
+    return sorted(testsynth_pb2.SynthesizeTestsResponse.FromString(a).problem_id for a in answers)
 
 
 def request(problem_id: str, iteration_id: str = "it-1") -> testsynth_pb2.SynthesizeTestsRequest:
@@ -63,11 +73,7 @@ async def test_job_is_processed_and_answered_once(bus: Bus, stage: str) -> None:
     for _ in range(2):
         await bus.publish(subjects.work_subject(stage), request("p1"), msg_id="job-p1")
     await bus.publish(subjects.work_subject(stage), request("p2"), msg_id="job-p2")
-    answers = await collect(bus, subjects.result_subject(stage), 2)
-    await asyncio.sleep(0.5)
-    await worker.stop(1.0)
-    decoded = sorted(testsynth_pb2.SynthesizeTestsResponse.FromString(a).problem_id for a in answers)
-    assert decoded == ["p1", "p2"]
+    assert await answered_problems(bus, stage, worker, 2) == ["p1", "p2"]
     assert sorted(calls) == ["p1", "p2"]
 
 
@@ -214,11 +220,7 @@ async def test_jobs_of_an_ended_iteration_are_skipped(bus: Bus, stage: str) -> N
         await bus.publish(subjects.work_subject(stage), request(f"p-{name}", iteration_id), msg_id=name)
     # An iteration the bucket does not know (no orchestrator) is served as before.
     await bus.publish(subjects.work_subject(stage), request("p-unknown", "it-unknown"), msg_id="unknown")
-    answers = await collect(bus, subjects.result_subject(stage), 2)
-    await asyncio.sleep(0.5)
-    await worker.stop(1.0)
-    decoded = sorted(testsynth_pb2.SynthesizeTestsResponse.FromString(a).problem_id for a in answers)
-    assert decoded == ["p-running", "p-unknown"]
+    assert await answered_problems(bus, stage, worker, 2) == ["p-running", "p-unknown"]
     assert sorted(calls) == ["p-running", "p-unknown"]
     skipped = REGISTRY.get_sample_value(f"ucoder_{stage}_jobs_total", {"outcome": "skipped"})
     assert skipped == 2
