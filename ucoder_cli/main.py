@@ -338,6 +338,7 @@ def _spec(args: argparse.Namespace) -> orchestrator_pb2.IterationSpec:
         train_epochs=args.epochs,
         evaluation=orchestrator_pb2.EvalSpec(problems=args.eval_problems, samples=args.eval_samples),
         skip_evaluation=args.no_eval,
+        skip_training=args.no_train,
         iterations=args.iterations,
         patience=args.patience,
         sampling=common_pb2.SamplingPolicy(
@@ -769,6 +770,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-samples", type=int, default=0, metavar="N", help="completions per problem (0 = 1)"
     )
     it.add_argument("--no-eval", action="store_true", help="skip the HumanEval step (no early stopping)")
+    it.add_argument(
+        "--no-train",
+        action="store_true",
+        help="generate, execute and select only: the selections are the result, no adapter is trained",
+    )
     it.add_argument(
         "--sampling",
         choices=("adaptive", "fixed"),

@@ -250,7 +250,7 @@ def spec_line(spec: orchestrator_pb2.IterationSpec) -> str:
         f"temperature={spec.temperature:g}",
         f"max_tokens={spec.max_tokens}",
         f"signature={signature_mode_name(spec.signature_mode)}",
-        f"epochs={spec.train_epochs}",
+        "training=off" if spec.skip_training else f"epochs={spec.train_epochs}",
     ]
     if spec.sampling.mode == "fixed":
         parts.append("sampling=fixed")

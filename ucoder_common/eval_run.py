@@ -18,7 +18,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NatsClient
@@ -162,8 +162,13 @@ async def evaluate_model(
     on_progress: ProgressCallback | None = None,
     generate_timeout_s: float = 900.0,
     runner: CandidateRunner | None = None,
+    task_ids: Sequence[str] | None = None,
 ) -> ModelEval:
     """HumanEval pass@k of ``model_version`` (0 = the base model) under ``settings``.
+
+    ``task_ids``, when given, are the problems measured (in that order) instead of
+    ``settings.problems``' evenly spaced subset: a caller that caches per problem (bench/efficacy.py)
+    measures only what it is missing.
 
     Raises ValueError for invalid settings or model version before anything is sent,
     :class:`SamplerUnavailable` / :class:`~ucoder_common.executor_client.ExecutorUnavailable`
@@ -176,7 +181,13 @@ async def evaluate_model(
     started = time.monotonic()
     run = runner if runner is not None else NatsRunner(nc)
     problems = {p.task_id: p for p in await asyncio.to_thread(load_problems)}
-    selected = select_problems(problems, settings.problems)
+    if task_ids is None:
+        selected = select_problems(problems, settings.problems)
+    else:
+        unknown = [t for t in task_ids if t not in problems]
+        if unknown:
+            raise ValueError(f"task_ids: not HumanEval task ids: {unknown[:3]}")
+        selected = [problems[t] for t in dict.fromkeys(task_ids)]
     total = len(selected)
     slots = asyncio.Semaphore(settings.concurrency)
     done = 0

@@ -338,6 +338,10 @@ class Orchestrator:
             return
         training = core.stats(it, orchestrator_pb2.STAGE_TRAINING)
         examples = core.training_examples(problems)
+        if it.spec.skip_training:
+            # The selections are the result (a dataset); whoever asked trains on them, or not.
+            await self.after_training(it, f"{len(examples)} selected; training skipped (spec.skip_training)")
+            return
         if not examples:
             # Nothing to train on is a result, not a failure: the training stage stays empty.
             await self.after_training(it, "no problem reached consensus: nothing to train on")

@@ -109,6 +109,11 @@ def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> or
             )
     if not 0 <= spec.iterations <= MAX_ITERATIONS:
         raise InvalidArgument(f"spec.iterations: must be in [0, {MAX_ITERATIONS}], got {spec.iterations}")
+    if spec.skip_training and spec.iterations > 1:
+        raise InvalidArgument(
+            f"spec.iterations: a run of {spec.iterations} iterations trains between them; "
+            "with spec.skip_training it must be 1"
+        )
     if not 0 <= spec.patience <= MAX_ITERATIONS:
         raise InvalidArgument(f"spec.patience: must be in [0, {MAX_ITERATIONS}], got {spec.patience}")
     sampling = spec.sampling

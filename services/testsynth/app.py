@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -32,6 +33,8 @@ for _verdict in ("kept", "rejected", "duplicate", "mutation"):
 
 MAX_COUNT = 1000
 MAX_ROUNDS = 100
+# Off: on the default model it did not add valid tests (python -m bench.seeded_tests; README).
+SEED_LINES = 0
 
 
 @dataclass
@@ -55,6 +58,12 @@ class TestSynthConfig(ServiceConfig):
     )
     sampler_timeout_s: float = setting(600.0, "How long to wait for one sampler answer.")
     concurrency: int = setting(4, "Problems handled at once.")
+    seed_lines: int = setting(
+        SEED_LINES,
+        "Valid tests of the problem (its docstring examples, earlier rounds' lines) shown as the first "
+        "lines of the block the model continues, rotating by round (0 = none), so that it writes "
+        "literal calls rather than, say, the parameters' names. Measured by bench/seeded_tests.py.",
+    )
     mutation_fill: bool = setting(
         False,
         "When the rounds end with fewer valid tests than asked, fill the rest with type-preserving "
@@ -68,6 +77,8 @@ class TestSynthConfig(ServiceConfig):
         for name in ("samples_per_round", "max_rounds", "max_tokens", "concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.seed_lines < 0:
+            raise ConfigError(f"seed_lines: must be >= 0, got {self.seed_lines}")
         if self.max_rounds > MAX_ROUNDS:
             raise ConfigError(f"max_rounds: must be <= {MAX_ROUNDS}, got {self.max_rounds}")
         if math.isnan(self.boundary_ratio) or not 0.0 <= self.boundary_ratio <= 1.0:
@@ -111,7 +122,7 @@ class TestSynthesizer:
         pool, _ = core.dedupe_tests(
             core.docstring_tests(problem.prompt, problem.entry_point, problem.arity, signature)
         )
-        for _ in range(request.max_rounds or self.cfg.max_rounds):
+        for round_index in range(request.max_rounds or self.cfg.max_rounds):
             shortfall = {kind: quotas[kind] - sum(t.kind == kind for t in pool) for kind in core.KINDS}
             split = core.split_samples(self.cfg.samples_per_round, shortfall)
             if not split:
@@ -119,7 +130,16 @@ class TestSynthesizer:
             # One request per kind still short, sent at once so the sampler batches them together.
             kinds = list(split)
             generations = await asyncio.gather(
-                *(self._generate(request, k, split[k], signature) for k in kinds)
+                *(
+                    self._generate(
+                        request,
+                        k,
+                        split[k],
+                        signature,
+                        core.seed_tests(pool, k, self.cfg.seed_lines, round_index),
+                    )
+                    for k in kinds
+                )
             )
             for kind, generation in zip(kinds, generations, strict=True):
                 for completion in generation.completions:
@@ -184,9 +204,12 @@ class TestSynthesizer:
         kind: str,
         n: int,
         signature: core.Signature | None,
+        seeds: Sequence[core.ParsedTest],
     ) -> sampler_pb2.GenerateResponse:
         problem = request.problem
-        prompt = core.build_tests_prompt(problem.prompt, problem.entry_point, problem.arity, kind, signature)
+        prompt = core.build_tests_prompt(
+            problem.prompt, problem.entry_point, problem.arity, kind, signature, seeds
+        )
         return await sampler_client.generate(
             self.bus.nc,
             sampler_pb2.GenerateRequest(

@@ -47,6 +47,7 @@ __all__ = [
     "Signature",
     "boundary_quota",
     "build_tests_prompt",
+    "call_line",
     "calls_prefix",
     "canonical_literal",
     "dedupe_tests",
@@ -58,6 +59,7 @@ __all__ = [
     "parse_signature",
     "parse_test_inputs",
     "parse_tests",
+    "seed_tests",
     "select_tests",
     "split_samples",
     "value_matches",
@@ -427,17 +429,42 @@ def calls_prefix(entry_point: str) -> str:
     return f"assert {entry_point}("
 
 
+def call_line(entry_point: str, test: ParsedTest) -> str:
+    """``test`` written as the line the model would write: ``assert f(1, [2]) == 3`` (or without
+    ``== ...`` when it has no expected output)."""
+    args = ast.parse(test.args_literal, mode="eval").body
+    assert isinstance(args, ast.Tuple), "args_literal is always a tuple literal"
+    call = f"{entry_point}({', '.join(ast.unparse(a) for a in args.elts)})"
+    return f"assert {call} == {test.expected_literal}" if test.expected_literal else f"assert {call}"
+
+
+def seed_tests(pool: Sequence[ParsedTest], kind: str, count: int, offset: int = 0) -> list[ParsedTest]:
+    """Up to ``count`` of the problem's valid tests to show the model as the first lines of its
+    block: those of ``kind`` first, then the others, starting at ``offset`` (a round number, so
+    that successive rounds show different ones)."""
+    ordered = [t for t in pool if t.kind == kind] + [t for t in pool if t.kind != kind]
+    if not ordered or count < 1:
+        return []
+    start = offset * count % len(ordered)
+    rotated = ordered[start:] + ordered[:start]
+    return rotated[:count]
+
+
 def build_tests_prompt(
     problem_prompt: str,
     entry_point: str,
     arity: int = 2,
     kind: str = TYPICAL,
     signature: Signature | None = None,
+    seeds: Sequence[ParsedTest] = (),
 ) -> str:
     """A worked example of ``kind``, then the skeleton and an open test line.
 
     The example has the problem's arity (arities without one get the two-argument examples)
     and, when ``signature`` annotates the first parameter, its shape (:func:`param_shape`).
+    ``seeds`` (valid tests of this problem: its docstring examples, earlier rounds' lines) open
+    the problem's own block, so that the model continues with literal calls of the right arity
+    and types instead of, say, the parameters' names.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -459,6 +486,7 @@ def build_tests_prompt(
         + skeleton
         + "    ...\n\n\n"
         + _HEADERS[kind].format(name=entry_point)
+        + "".join(call_line(entry_point, t) + "\n" for t in seeds)
         + calls_prefix(entry_point)
     )
 

@@ -106,7 +106,8 @@ def test_iteration_trains_an_adapter_that_the_next_iteration_samples_from(
             break
     assert trained is not None, "no iteration selected a solution to train on"
     version = trained.model_version_out
-    assert version.version == trained.model_version_in + 1
+    # Numbered after every version registered so far (other e2e modules may have trained some).
+    assert version.version > trained.model_version_in
     assert version.adapter_object and version.train_examples == trained.selected >= 1
     for p in trained.problems:
         if p.selection.selected:

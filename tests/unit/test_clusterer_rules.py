@@ -585,3 +585,6 @@ def test_cli_flags_build_the_spec() -> None:
     assert "rule=" not in render.spec_line(plain)
     with pytest.raises(SystemExit):
         parser.parse_args(["iterate", "--selection-rule", "majority"])
+    no_train = cli._spec(parser.parse_args(["iterate", "--no-train"]))
+    assert no_train.skip_training and not plain.skip_training
+    assert "training=off" in render.spec_line(no_train) and "training=off" not in render.spec_line(plain)

@@ -336,3 +336,10 @@ def test_answers_of_earlier_rounds_are_stale() -> None:
     assert core.stale_answer(ps, old_exec) and not core.stale_answer(ps, new_exec)
     assert core.stale_answer(ps, clusterer_pb2.ClusterResponse(round=0))
     assert not core.stale_answer(ps, clusterer_pb2.ClusterResponse(round=1))
+
+
+def test_skip_training_is_one_iteration() -> None:
+    filled = core.validate_spec(spec(skip_training=True, skip_evaluation=True), "")
+    assert filled.skip_training and filled.iterations == 1
+    with pytest.raises(InvalidArgument, match=r"^spec.iterations: a run of 3 iterations trains between them"):
+        core.validate_spec(spec(skip_training=True, iterations=3), "")

@@ -21,6 +21,7 @@ from services.testsynth.core import (
     ParsedTest,
     boundary_quota,
     build_tests_prompt,
+    call_line,
     calls_prefix,
     canonical_literal,
     dedupe_tests,
@@ -31,6 +32,7 @@ from services.testsynth.core import (
     parse_signature,
     parse_test_inputs,
     parse_tests,
+    seed_tests,
     split_samples,
 )
 
@@ -171,6 +173,43 @@ def test_prompt_block_of_asserts_contains_no_stop_sequence(kind: str) -> None:
     block_start = prompt.index("assert merge_counts(")
     block_end = prompt.index("\n\n\n", block_start)
     block = prompt[block_start:block_end]
+    assert not any(stop in block for stop in TESTS_STOP)
+
+
+@pytest.mark.parametrize(
+    ("test", "line"),
+    [
+        (ParsedTest("(1, [2, 3])", "6"), "assert add(1, [2, 3]) == 6"),
+        (ParsedTest("('x',)"), "assert add('x')"),
+        (ParsedTest("((1, 2),)", "(1, 2)"), "assert add((1, 2)) == (1, 2)"),
+        (ParsedTest("({'a': -1}, None)", "-1.5"), "assert add({'a': -1}, None) == -1.5"),
+    ],
+)
+def test_call_line_reads_back_as_the_same_test(test: ParsedTest, line: str) -> None:
+    assert call_line("add", test) == line
+    arity = len(ast.literal_eval(test.args_literal))
+    (parsed,) = parse_tests(line, "add", arity).tests
+    assert (parsed.args_literal, parsed.expected_literal) == (test.args_literal, test.expected_literal)
+
+
+def test_seed_tests_prefer_the_kind_and_rotate_by_round() -> None:
+    pool = [ParsedTest(f"({i},)", kind=TYPICAL if i % 2 else BOUNDARY) for i in range(6)]
+    assert [t.args_literal for t in seed_tests(pool, TYPICAL, 2)] == ["(1,)", "(3,)"]
+    assert [t.args_literal for t in seed_tests(pool, BOUNDARY, 2)] == ["(0,)", "(2,)"]
+    assert [t.args_literal for t in seed_tests(pool, TYPICAL, 2, offset=1)] == ["(5,)", "(0,)"]
+    assert len(seed_tests(pool, TYPICAL, 10)) == 6
+    assert seed_tests([], TYPICAL, 3) == [] and seed_tests(pool, TYPICAL, 0) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_prompt_with_seeds_opens_the_block_with_them(kind: str) -> None:
+    seeds = [ParsedTest("(1, 2)", "3"), ParsedTest("(0, -5)")]
+    prompt = build_tests_prompt(SKELETON, "add", 2, kind, seeds=seeds)
+    assert prompt.endswith(HEADERS[kind] + "assert add(1, 2) == 3\nassert add(0, -5)\nassert add(")
+    assert build_tests_prompt(SKELETON, "add", 2, kind, seeds=()) == build_tests_prompt(
+        SKELETON, "add", 2, kind
+    )
+    block = prompt[prompt.rindex(HEADERS[kind]) :]
     assert not any(stop in block for stop in TESTS_STOP)
 
 

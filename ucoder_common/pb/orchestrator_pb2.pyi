@@ -42,7 +42,7 @@ ITERATION_PHASE_FAILED: IterationPhase
 ITERATION_PHASE_CANCELLED: IterationPhase
 
 class IterationSpec(_message.Message):
-    __slots__ = ("num_problems", "tests_per_problem", "samples_per_problem", "rho", "tau", "temperature", "max_tokens", "signature_mode", "model", "train_epochs", "evaluation", "skip_evaluation", "iterations", "patience", "sampling", "selection_rule", "min_confidence")
+    __slots__ = ("num_problems", "tests_per_problem", "samples_per_problem", "rho", "tau", "temperature", "max_tokens", "signature_mode", "model", "train_epochs", "evaluation", "skip_evaluation", "iterations", "patience", "sampling", "selection_rule", "min_confidence", "skip_training")
     NUM_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     TESTS_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class IterationSpec(_message.Message):
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     SELECTION_RULE_FIELD_NUMBER: _ClassVar[int]
     MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    SKIP_TRAINING_FIELD_NUMBER: _ClassVar[int]
     num_problems: int
     tests_per_problem: int
     samples_per_problem: int
@@ -77,7 +78,8 @@ class IterationSpec(_message.Message):
     sampling: _common_pb2.SamplingPolicy
     selection_rule: str
     min_confidence: float
-    def __init__(self, num_problems: _Optional[int] = ..., tests_per_problem: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., model: _Optional[str] = ..., train_epochs: _Optional[int] = ..., evaluation: _Optional[_Union[EvalSpec, _Mapping]] = ..., skip_evaluation: _Optional[bool] = ..., iterations: _Optional[int] = ..., patience: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingPolicy, _Mapping]] = ..., selection_rule: _Optional[str] = ..., min_confidence: _Optional[float] = ...) -> None: ...
+    skip_training: bool
+    def __init__(self, num_problems: _Optional[int] = ..., tests_per_problem: _Optional[int] = ..., samples_per_problem: _Optional[int] = ..., rho: _Optional[float] = ..., tau: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., signature_mode: _Optional[_Union[_common_pb2.SignatureMode, str]] = ..., model: _Optional[str] = ..., train_epochs: _Optional[int] = ..., evaluation: _Optional[_Union[EvalSpec, _Mapping]] = ..., skip_evaluation: _Optional[bool] = ..., iterations: _Optional[int] = ..., patience: _Optional[int] = ..., sampling: _Optional[_Union[_common_pb2.SamplingPolicy, _Mapping]] = ..., selection_rule: _Optional[str] = ..., min_confidence: _Optional[float] = ..., skip_training: _Optional[bool] = ...) -> None: ...
 
 class EvalSpec(_message.Message):
     __slots__ = ("problems", "samples", "temperature", "max_tokens", "ks")
