@@ -48,7 +48,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import random
 import sys
@@ -68,6 +67,7 @@ from services.clusterer import core as clusterer_core
 from services.clusterer.app import MODE_NAMES, to_scored
 from services.clusterer.core import DEFAULT_MIN_CONFIDENCE
 from services.orchestrator import core as orchestrator_core
+from ucoder_cli.main import Client, CliError, watch_iteration
 from ucoder_common import registry
 from ucoder_common.bus import Bus
 from ucoder_common.eval_run import EvalSettings, evaluate_model, select_problems
@@ -84,8 +84,6 @@ from ucoder_common.pb import (
 )
 from ucoder_common.phases import TERMINAL_PHASES
 
-log = logging.getLogger("bench.efficacy")
-
 CONSENSUS = "consensus"
 RANDOM_SUCCESSFUL = "random-successful"
 NONE = "none"
@@ -93,8 +91,8 @@ ARMS = (CONSENSUS, RANDOM_SUCCESSFUL, NONE)
 TRAINED_ARMS = (CONSENSUS, RANDOM_SUCCESSFUL)
 
 DEFAULT_CACHE = cache_dir() / "bench-efficacy"
-EVAL_CHUNK = 16
-"""HumanEval problems measured per call (and cached together): the engine stays full."""
+PLAIN_PROGRESS_S = 30.0
+"""Without a terminal, evaluation progress is printed at most this often."""
 ITERATION_TIMEOUT_S = 6 * 3600.0
 TRAIN_TIMEOUT_S = 3 * 3600.0
 
@@ -364,6 +362,18 @@ def _task_file(task_id: str) -> str:
     return task_id.replace("/", "_") + ".json"
 
 
+def eval_seconds(directory: Path) -> float:
+    """Wall time spent measuring into ``directory``, over every invocation."""
+    path = directory / "seconds.json"
+    return float(json.loads(path.read_text())["seconds"]) if path.exists() else 0.0
+
+
+def add_eval_seconds(directory: Path, seconds: float) -> None:
+    tmp = directory / "seconds.json.tmp"
+    tmp.write_text(json.dumps({"seconds": eval_seconds(directory) + seconds}))
+    os.replace(tmp, directory / "seconds.json")
+
+
 def cached_verdicts(directory: Path, task_ids: Sequence[str]) -> dict[str, list[bool]]:
     out = {}
     for task in task_ids:
@@ -381,7 +391,7 @@ class Experiment:
     def __init__(
         self,
         root: Path,
-        info: StackInfo,
+        info: StackInfo | None,
         budget: Budget,
         measure: Measure,
         arms: Sequence[str],
@@ -389,8 +399,8 @@ class Experiment:
         precision_file: Path | None = None,
         on_results: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
-        """``on_results`` is given the results so far after each measurement (a stopped run keeps
-        what it measured)."""
+        """``info`` is the running stack (None: only :meth:`from_cache` can be used); ``on_results`` is
+        given the results so far after each measurement (a stopped run keeps what it measured)."""
         self.precision_file = precision_file
         self.on_results = on_results
         self.root = root
@@ -401,11 +411,12 @@ class Experiment:
         self.console = console
         self.state_path = root / "state.json"
         self.state = load_state(self.state_path)
-        self.channel = grpc.insecure_channel(info.orchestrator_address)
-        self.orchestrator = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
-        self.trainer_channel = grpc.insecure_channel(info.address("trainer"))
-        self.trainer = trainer_pb2_grpc.TrainerServiceStub(self.trainer_channel)
         self.bus: Bus | None = None
+        if info is not None:
+            self.channel = grpc.insecure_channel(info.orchestrator_address)
+            self.orchestrator = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
+            self.trainer_channel = grpc.insecure_channel(info.address("trainer"))
+            self.trainer = trainer_pb2_grpc.TrainerServiceStub(self.trainer_channel)
 
     def save(self) -> None:
         save_state(self.state_path, self.state)
@@ -452,14 +463,15 @@ class Experiment:
             raise
 
     def _watch(self, iteration_id: str) -> orchestrator_pb2.Iteration:
-        from ucoder_cli.main import Client, watch_iteration
-
+        assert self.info is not None
         with Client(self.info.orchestrator_address) as client:
             watch_iteration(client, iteration_id, self.console)
         it = self._get(iteration_id, False)
         assert it is not None
         if it.phase != orchestrator_pb2.ITERATION_PHASE_COMPLETED:
-            raise EfficacyError(f"iteration {iteration_id} ended {it.phase}: {it.error}")
+            raise EfficacyError(
+                f"iteration {iteration_id} ended {orchestrator_core.phase_name(it.phase)}: {it.error}"
+            )
         return it
 
     # --- training ------------------------------------------------------------------------------
@@ -558,8 +570,7 @@ class Experiment:
             self.console.print(
                 f"{arm} iteration {index}: {record.consensus_selected} of {record.problems} problems "
                 f"selected by consensus, {record.successful_problems} with a successful candidate; "
-                f"trained on "
-                f"{record.examples} -> v{record.version_out}"
+                f"trained on {record.examples} -> v{record.version_out}"
             )
             version = record.version_in if record.version_out is None else record.version_out
 
@@ -633,37 +644,66 @@ class Experiment:
             TimeElapsedColumn(),
             console=self.console,
         )
+        started = time.monotonic()
+        printed = 0.0
+
+        async def store(task: str, completions: list[str], outcomes: list[str]) -> None:
+            nonlocal printed
+            record = {
+                "verdicts": [o == "passed" for o in outcomes],
+                "outcomes": outcomes,
+                "completions": completions,
+            }
+            tmp = directory / (_task_file(task) + ".tmp")
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, directory / _task_file(task))
+            have[task] = record["verdicts"]
+            self.state.count("eval_problems_generated")
+            progress.update(bar, completed=len(have))
+            if not self.console.is_terminal and time.monotonic() - printed >= PLAIN_PROGRESS_S:
+                printed = time.monotonic()
+                self.console.print(f"HumanEval v{version} {name}: {len(have)}/{len(task_ids)}")
+
         with progress if self.console.is_terminal else contextlib.nullcontext():
             bar = progress.add_task("eval", total=len(task_ids), completed=len(have))
-            for start in range(0, len(missing), EVAL_CHUNK):
-                chunk = missing[start : start + EVAL_CHUNK]
-                result = await evaluate_model(self.bus.nc, version, settings, task_ids=chunk)
-                per_problem_s = result.seconds / len(chunk)
-                for task in chunk:
-                    record = {
-                        "verdicts": result.report.verdicts[task],
-                        "outcomes": result.report.outcomes[task],
-                        "completions": result.completions[task],
-                        "seconds": per_problem_s,
-                    }
-                    tmp = directory / (_task_file(task) + ".tmp")
-                    tmp.write_text(json.dumps(record))
-                    os.replace(tmp, directory / _task_file(task))
-                    have[task] = record["verdicts"]
-                self.state.count("eval_problems_generated", len(chunk))
-                progress.update(bar, completed=len(have))
-                if not self.console.is_terminal:
-                    self.console.print(f"HumanEval v{version} {name}: {len(have)}/{len(task_ids)}")
+            # All missing problems in one call (16 in flight, each stored as it is checked), so
+            # the engine never waits for the slowest of a chunk.
+            await evaluate_model(self.bus.nc, version, settings, task_ids=missing, on_problem=store)
+        add_eval_seconds(directory, time.monotonic() - started)
         return have
 
+    def task_ids(self) -> list[str]:
+        humaneval = {p.task_id: p for p in load_problems()}
+        return [p.task_id for p in select_problems(humaneval, self.measure.problems)]
+
+    def from_cache(self) -> dict[str, Any]:
+        """The results of what is cached (nothing is run; what was not measured shows as such)."""
+        unfinished = [
+            arm
+            for arm in TRAINED_ARMS
+            if arm in self.arms
+            and getattr(self.state.record(arm, self.budget.iterations), "version_out", None) is None
+        ]
+        if unfinished:
+            raise EfficacyError(f"--from-cache: {', '.join(unfinished)} not finished in {self.root}")
+        task_ids = self.task_ids()
+        verdicts = {
+            version: {
+                name: cached_verdicts(eval_dir(self.root, version, settings), task_ids)
+                for name, settings in self.measure.decodings().items()
+            }
+            for version in self.versions()
+        }
+        return self.results(verdicts, task_ids)
+
     async def run(self) -> dict[str, Any]:
+        assert self.info is not None, "run() needs the stack"
         self.bus = await Bus.connect(self.info.nats_url, name="bench-efficacy")
         current = await registry.current_version(self.bus)
         try:
             for arm in (a for a in TRAINED_ARMS if a in self.arms):
                 await self.run_arm(arm)
-            humaneval = {p.task_id: p for p in await asyncio.to_thread(load_problems)}
-            task_ids = [p.task_id for p in select_problems(humaneval, self.measure.problems)]
+            task_ids = await asyncio.to_thread(self.task_ids)
             verdicts: dict[int, dict[str, dict[str, list[bool]]]] = {}
             for version in self.versions():
                 for name, settings in self.measure.decodings().items():
@@ -706,11 +746,24 @@ class Experiment:
                 "version": version,
                 "examples_trained": sum(r.examples for r in records),
                 "pool_iterations": [asdict(r) for r in records],
+                # The cost of the arm alone: its pools (the first shared with consensus), its
+                # training and the measurement of its version, in core-hours (wall x cores).
+                "core_hours": {
+                    "pools": sum(r.pool_seconds for r in records) * cores / 3600,
+                    "training": sum(r.train_seconds for r in records) * cores / 3600,
+                    "evaluation": sum(
+                        eval_seconds(eval_dir(self.root, version, settings))
+                        for settings in self.measure.decodings().values()
+                    )
+                    * cores
+                    / 3600,
+                },
             }
             for name in self.measure.decodings():
                 # None until the version (and the base) are measured on every problem.
                 mine = verdicts.get(version, {}).get(name, {})
                 base_verdicts = verdicts.get(0, {}).get(name, {})
+                row.setdefault("problems_measured", {})[name] = len(mine)
                 if len(mine) < len(task_ids) or len(base_verdicts) < len(task_ids):
                     row[name] = None
                     continue
@@ -773,9 +826,10 @@ def _delta(interval: Mapping[str, float] | None) -> str:
     return f"{100 * interval['estimate']:+.1f} [{100 * interval['low']:+.1f}, {100 * interval['high']:+.1f}]"
 
 
-def _cells(measured: Mapping[str, Any] | None) -> list[str]:
+def _cells(row: Mapping[str, Any], name: str, total: int) -> list[str]:
+    measured = row[name]
     if measured is None:
-        return [_pct(None), _delta(None)]
+        return [f"{row['problems_measured'][name]}/{total} measured", "-"]
     return [_pct(measured["pass_at_1"]), _delta(measured["delta_vs_base"])]
 
 
@@ -811,10 +865,10 @@ def render(results: Mapping[str, Any], console: Console) -> None:
             str(row["iterations"]),
             str(row["examples_trained"]),
             expected,
-            *_cells(row["sampled"]),
+            *_cells(row, "sampled", results["humaneval_problems"]),
         ]
         if measure["greedy"]:
-            cells += _cells(row["greedy"])
+            cells += _cells(row, "greedy", results["humaneval_problems"])
         cells.append(f"{held['selected']}/{held['problems']}" if held and held.get("done") else "-")
         table.add_row(*cells)
     console.print(table)
@@ -896,6 +950,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(default: the experiment's own, under the cache)",
     )
     parser.add_argument(
+        "--from-cache",
+        action="store_true",
+        help="print and write the results of what is cached; run nothing (no stack needed)",
+    )
+    parser.add_argument(
         "--json", metavar="PATH", help="write the results as JSON (e.g. bench/results/efficacy.json)"
     )
     return parser.parse_args(argv)
@@ -957,15 +1016,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.replace(tmp, out)
 
     root = experiment_dir(Path(args.cache).expanduser(), budget, args.model)
+    if args.from_cache and not (root / "state.json").exists():
+        print(f"bench.efficacy: --from-cache: no experiment with these settings in {root}", file=sys.stderr)
+        return 2
     root.mkdir(parents=True, exist_ok=True)
     console.print(f"experiment cache: {root}")
     started = time.monotonic()
     try:
-        home = Path(args.home).expanduser() if args.home else root / "home"
-        with running_stack(home, args.model, console) as info:
-            experiment = Experiment(root, info, budget, measure, arms, console, precision_file, write_results)
-            results = asyncio.run(experiment.run())
-    except (EfficacyError, grpc.RpcError) as exc:
+        if args.from_cache:
+            results = Experiment(root, None, budget, measure, arms, console, precision_file).from_cache()
+        else:
+            home = Path(args.home).expanduser() if args.home else root / "home"
+            with running_stack(home, args.model, console) as info:
+                experiment = Experiment(
+                    root, info, budget, measure, arms, console, precision_file, write_results
+                )
+                results = asyncio.run(experiment.run())
+    except (EfficacyError, CliError, grpc.RpcError) as exc:
         print(f"bench.efficacy: {exc}", file=sys.stderr)
         return 1
     results["wall_seconds_this_run"] = time.monotonic() - started

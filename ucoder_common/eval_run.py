@@ -131,6 +131,8 @@ class ModelEval:
 
 ProgressCallback = Callable[[int, int], Awaitable[None]]
 """``(problems done, total)``: called with 0 before anything runs and after each problem."""
+ProblemCallback = Callable[[str, list[str], list[str]], Awaitable[None]]
+"""``(task id, completions, outcomes)``: called as each problem is checked, before progress."""
 
 
 async def _generate(
@@ -163,12 +165,14 @@ async def evaluate_model(
     generate_timeout_s: float = 900.0,
     runner: CandidateRunner | None = None,
     task_ids: Sequence[str] | None = None,
+    on_problem: ProblemCallback | None = None,
 ) -> ModelEval:
     """HumanEval pass@k of ``model_version`` (0 = the base model) under ``settings``.
 
     ``task_ids``, when given, are the problems measured (in that order) instead of
     ``settings.problems``' evenly spaced subset: a caller that caches per problem (bench/efficacy.py)
-    measures only what it is missing.
+    measures only what it is missing, and ``on_problem`` lets it store each problem as it is
+    checked while the others stay in flight.
 
     Raises ValueError for invalid settings or model version before anything is sent,
     :class:`SamplerUnavailable` / :class:`~ucoder_common.executor_client.ExecutorUnavailable`
@@ -222,11 +226,14 @@ async def evaluate_model(
                 ks=[1],
                 timeout_s=settings.timeout_s,
             )
-        if on_progress is not None:
-            async with progress_lock:  # reported in order, never two at once
-                done += 1
+        outcomes = report.outcomes[problem.task_id]
+        async with progress_lock:  # reported in order, never two at once
+            if on_problem is not None:
+                await on_problem(problem.task_id, completions, outcomes)
+            done += 1
+            if on_progress is not None:
                 await on_progress(done, total)
-        return completions, report.outcomes[problem.task_id]
+        return completions, outcomes
 
     tasks = [asyncio.ensure_future(one(p)) for p in selected]
     try:
