@@ -34,6 +34,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from services.sampler import metrics
@@ -81,8 +82,37 @@ def prepare_environment() -> bool:
     return on_gpu
 
 
+#: CPU flags of native bfloat16 arithmetic (x86: AVX-512 BF16, AMX; Arm: the BF16 extension).
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags (x86 ``flags``, Arm ``Features``); empty where unreadable."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return frozenset(flags)
+
+
+def engine_dtype(requested: str, on_gpu: bool, flags: frozenset[str]) -> str:
+    """The dtype to serve in: ``requested``, except that ``auto`` on a CPU without native
+    bfloat16 means float32. On an AVX2-only CPU (seen here: an AMD EPYC) the model's bfloat16
+    ran at ~5 generated tokens/s in vLLM and a bfloat16 matmul at a quarter of float32's speed."""
+    if requested != "auto" or on_gpu:
+        return requested
+    return "auto" if flags & BF16_CPU_FLAGS else "float32"
+
+
 def engine_args(cfg: EngineConfig) -> dict[str, Any]:
     """Keyword arguments of vLLM's EngineArgs for `cfg` (also taken by ``vllm.LLM``)."""
+    import torch
+
     return dict(
         model=cfg.model,
         max_model_len=cfg.max_model_len,
@@ -90,7 +120,7 @@ def engine_args(cfg: EngineConfig) -> dict[str, Any]:
         enable_lora=cfg.enable_lora,
         max_lora_rank=cfg.max_lora_rank if cfg.enable_lora else None,
         max_loras=cfg.max_loras,
-        dtype=cfg.dtype,
+        dtype=engine_dtype(cfg.dtype, bool(torch.cuda.is_available()), cpu_flags()),
         seed=cfg.seed,
         enable_prefix_caching=cfg.enable_prefix_caching,
         max_num_seqs=cfg.max_num_seqs,
@@ -190,10 +220,11 @@ class SamplerEngine:
         if self.cfg.enable_prefix_caching and not self.prefix_caching:
             log.warning("vLLM turned prefix caching off for %s on this platform", self.cfg.model)
         log.info(
-            "vLLM engine for %s started in %.1f s (gpu=%s, prefix caching=%s)",
+            "vLLM engine for %s started in %.1f s (gpu=%s, dtype=%s, prefix caching=%s)",
             self.cfg.model,
             self.start_seconds,
             on_gpu,
+            self._engine.vllm_config.model_config.dtype if self._engine is not None else "?",
             self.prefix_caching,
         )
 
