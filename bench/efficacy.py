@@ -224,6 +224,8 @@ class IterationRecord:
     """Wall time per stage of the pool iteration, first start to last finish (stages overlap)."""
     tests_kept: int = 0
     tests_rejected: dict[str, int] = field(default_factory=dict)
+    tests_repaired: dict[str, int] = field(default_factory=dict)
+    """Of tests_kept, the lines only a repair made valid, by repair (Iteration.tests_repaired)."""
     candidates: int = 0
     version_out: int | None = None
     """The trained version; version_in when there was nothing to train on."""
@@ -544,6 +546,7 @@ class Experiment:
             }
             record.tests_kept = pool.tests_kept
             record.tests_rejected = dict(pool.tests_rejected)
+            record.tests_repaired = dict(pool.tests_repaired)
             record.candidates = pool.candidates
             full = await asyncio.to_thread(self._get, pool.iteration_id, True)
             assert full is not None

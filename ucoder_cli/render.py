@@ -132,6 +132,9 @@ def result_table(it: Iteration, now_ms: int | None = None) -> Table:
     if it.tests_rejected:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(it.tests_rejected.items()))
         table.add_row("tests rejected", f"{sum(it.tests_rejected.values())} ({escape(reasons)})")
+    if it.tests_repaired:
+        repairs = ", ".join(f"{repair} {n}" for repair, n in sorted(it.tests_repaired.items()))
+        table.add_row("tests repaired", f"{sum(it.tests_repaired.values())} ({escape(repairs)})")
     table.add_row("tests likely invalid", str(it.tests_likely_invalid))
     table.add_row("candidates", str(it.candidates))
     table.add_row("executions", str(it.executions))

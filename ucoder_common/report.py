@@ -240,6 +240,7 @@ def iteration_summary(it: Iteration) -> dict[str, Any]:
             "mutated": it.tests_mutated,
             "rejected": sum(rejected_by_reason.values()),
             "rejected_by_reason": rejected_by_reason,
+            "repaired_by_kind": dict(sorted(it.tests_repaired.items())),
             "likely_invalid": it.tests_likely_invalid,
         },
         "candidates": it.candidates,
@@ -521,6 +522,7 @@ def detail_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     tests = s["tests"]
     clusters = s["clusters"]
     reasons = ", ".join(f"{reason} {count}" for reason, count in tests["rejected_by_reason"].items())
+    repairs = ", ".join(f"{repair} {count}" for repair, count in tests.get("repaired_by_kind", {}).items())
     abstained = ", ".join(f"{rule} {count}" for rule, count in s["abstentions"]["by_rule"].items())
     rows = [
         ("phase", s["phase"] + (f" ({s['error']})" if s["error"] else "")),
@@ -556,6 +558,11 @@ def detail_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
             + (f" ({tests['mutated']} of them mutations)" if tests.get("mutated") else "")
             + f", {tests['rejected']} rejected"
             + (f" ({reasons})" if reasons else "")
+            + (
+                f", {sum(tests['repaired_by_kind'].values())} kept after a repair ({repairs})"
+                if repairs
+                else ""
+            )
             + f", {tests['likely_invalid']} likely invalid",
         ),
         ("candidates / executions", f"{s['candidates']} / {s['executions']}"),

@@ -630,6 +630,8 @@ class Orchestrator:
         if isinstance(response, testsynth_pb2.SynthesizeTestsResponse):
             for reason, rejected in response.rejected_by_reason.items():
                 it.tests_rejected[reason] += rejected
+            for repair, repaired in response.repaired.items():
+                it.tests_repaired[repair] += repaired
             if not response.tests:
                 return f"no valid test input among {response.generated} written"
             ps.tests.extend(response.tests)

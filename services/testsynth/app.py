@@ -35,6 +35,8 @@ MAX_COUNT = 1000
 MAX_ROUNDS = 100
 # Off: on the default model it did not add valid tests (python -m bench.seeded_tests; README).
 SEED_LINES = 0
+# Rounds in a row without a new valid test before a problem is given up (bench/test_lines.py).
+STALL_ROUNDS = 2
 
 
 @dataclass
@@ -64,6 +66,17 @@ class TestSynthConfig(ServiceConfig):
         "lines of the block the model continues, rotating by round (0 = none), so that it writes "
         "literal calls rather than, say, the parameters' names. Measured by bench/seeded_tests.py.",
     )
+    repair_lines: bool = setting(
+        True,
+        "Repair call lines the model states unambiguously but not as one literal call: a call over "
+        "several lines (joined), keywords that name parameters (placed), the one argument order that "
+        "matches the annotations (swapped). Measured by bench/test_lines.py.",
+    )
+    stall_rounds: int = setting(
+        STALL_ROUNDS,
+        "Give up on a problem after this many rounds in a row that add no new valid test (0 = only "
+        "max_rounds ends it): a problem the model cannot write calls for stops costing samples.",
+    )
     mutation_fill: bool = setting(
         False,
         "When the rounds end with fewer valid tests than asked, fill the rest with type-preserving "
@@ -77,8 +90,9 @@ class TestSynthConfig(ServiceConfig):
         for name in ("samples_per_round", "max_rounds", "max_tokens", "concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.seed_lines < 0:
-            raise ConfigError(f"seed_lines: must be >= 0, got {self.seed_lines}")
+        for name in ("seed_lines", "stall_rounds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.max_rounds > MAX_ROUNDS:
             raise ConfigError(f"max_rounds: must be <= {MAX_ROUNDS}, got {self.max_rounds}")
         if math.isnan(self.boundary_ratio) or not 0.0 <= self.boundary_ratio <= 1.0:
@@ -122,11 +136,14 @@ class TestSynthesizer:
         pool, _ = core.dedupe_tests(
             core.docstring_tests(problem.prompt, problem.entry_point, problem.arity, signature)
         )
+        stalled = 0  # rounds in a row that added no new test
         for round_index in range(request.max_rounds or self.cfg.max_rounds):
-            shortfall = {kind: quotas[kind] - sum(t.kind == kind for t in pool) for kind in core.KINDS}
-            split = core.split_samples(self.cfg.samples_per_round, shortfall)
+            split = core.round_request(
+                pool, quotas, self.cfg.samples_per_round, stalled, self.cfg.stall_rounds
+            )
             if not split:
                 break
+            pool_before = len(pool)
             # One request per kind still short, sent at once so the sampler batches them together.
             kinds = list(split)
             generations = await asyncio.gather(
@@ -150,6 +167,7 @@ class TestSynthesizer:
                         core.calls_prefix(problem.entry_point),
                         signature,
                         kind,
+                        self.cfg.repair_lines,
                     )
                     rejected = report.rejected.total()
                     response.generated += len(report.tests) + rejected
@@ -158,8 +176,11 @@ class TestSynthesizer:
                         response.rejected_by_reason[reason] += n
                     for reason, n in report.guesses_dropped.items():
                         response.guesses_dropped[reason] += n
+                    for repair, n in report.repaired.items():
+                        response.repaired[repair] += n
                     pool, removed = core.dedupe_tests([*pool, *report.tests])
                     response.duplicates += removed
+            stalled = stalled + 1 if len(pool) == pool_before else 0
         # Pure; milliseconds at 100 tests, seconds at MAX_COUNT with inputs near the size limit.
         kept = await asyncio.to_thread(
             core.select_tests,
@@ -187,13 +208,14 @@ class TestSynthesizer:
         )
         log.info(
             "tests for %s: %d kept (%d boundary) of %d written, %d mutations added; rejected %s; "
-            "duplicates %d",
+            "repaired %s; duplicates %d",
             problem.problem_id,
             len(kept) - response.mutated,
             sum(t.kind == core.BOUNDARY for t in kept),
             response.generated,
             response.mutated,
             dict(response.rejected_by_reason),
+            dict(response.repaired),
             response.duplicates,
         )
         return response

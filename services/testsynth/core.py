@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -59,6 +60,7 @@ __all__ = [
     "parse_signature",
     "parse_test_inputs",
     "parse_tests",
+    "round_request",
     "seed_tests",
     "select_tests",
     "split_samples",
@@ -92,6 +94,16 @@ REASONS: dict[str, str] = {
     "too_large": "the arguments' literal is longer than MAX_LITERAL_CHARS",
     "type": "an argument does not match the signature's annotation",
 }
+
+#: How a rejected line was made a test (keys of ``ParseReport.repaired``). Each repair only
+#: recovers an input the line states unambiguously; the checks of :func:`_check_args` still apply.
+REPAIRS: dict[str, str] = {
+    "joined": "a call spread over several lines, joined (it parsed only whole)",
+    "keywords": "keyword arguments that name the signature's parameters, put in their positions",
+    "swapped": "arguments in the wrong order: the one reordering that matches every annotation",
+}
+#: Lines a call may span to be joined (a longer one is most likely cut by the token budget).
+MAX_JOINED_LINES = 8
 
 _HEADERS: dict[str, str] = {
     TYPICAL: "# Typical calls of {name}, one per line:\n",
@@ -402,10 +414,12 @@ class ParsedTest:
 
 @dataclass(frozen=True)
 class Signature:
-    """The annotations of a function's positional parameters (None where absent) and its return."""
+    """The annotations of a function's positional parameters (None where absent) and its return,
+    and the parameters' names (empty when unknown)."""
 
     params: tuple[ast.expr | None, ...]
     returns: ast.expr | None = None
+    names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -413,12 +427,14 @@ class ParseReport:
     """What :func:`parse_tests` made of a completion.
 
     ``rejected`` counts call lines dropped, by reason (see :data:`REASONS`);
-    ``guesses_dropped`` counts expected values dropped from tests that were kept.
+    ``guesses_dropped`` counts expected values dropped from tests that were kept;
+    ``repaired`` counts the kept tests that only a repair made valid (see :data:`REPAIRS`).
     """
 
     tests: list[ParsedTest] = field(default_factory=list)
     rejected: Counter[str] = field(default_factory=Counter)
     guesses_dropped: Counter[str] = field(default_factory=Counter)
+    repaired: Counter[str] = field(default_factory=Counter)
 
 
 # --- prompts ----------------------------------------------------------------------------
@@ -558,7 +574,9 @@ def parse_signature(source: str, entry_point: str) -> Signature | None:
         for node in ast.walk(module):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == entry_point:
                 positional = [*node.args.posonlyargs, *node.args.args]
-                return Signature(tuple(a.annotation for a in positional), node.returns)
+                return Signature(
+                    tuple(a.annotation for a in positional), node.returns, tuple(a.arg for a in positional)
+                )
     return None
 
 
@@ -716,20 +734,54 @@ def _check_args(nodes: Sequence[ast.expr], arity: int, signature: Signature | No
     return args_literal, ""
 
 
+def _keyword_positions(call: ast.Call, arity: int, signature: Signature | None) -> list[ast.expr] | None:
+    """The call's arguments in parameter order, when its keywords name exactly the parameters its
+    positional arguments leave open (``f([1, 2], k=3)``); None otherwise."""
+    names = signature.names if signature is not None else ()
+    if len(names) != arity or len(call.args) > arity or any(k.arg is None for k in call.keywords):
+        return None
+    slots: list[ast.expr | None] = [*call.args, *([None] * (arity - len(call.args)))]
+    for keyword in call.keywords:
+        if keyword.arg not in names or slots[names.index(keyword.arg)] is not None:
+            return None
+        slots[names.index(keyword.arg)] = keyword.value
+    filled = [node for node in slots if node is not None]
+    return filled if len(filled) == arity else None
+
+
+def _unswapped(nodes: Sequence[ast.expr], arity: int, signature: Signature | None) -> str:
+    """The args literal of the one reordering of ``nodes`` whose every argument matches its
+    parameter's annotation, or ``""`` when there is none or more than one."""
+    if signature is None or len(signature.params) != arity or not 2 <= arity <= 3:
+        return ""
+    if all(a is None for a in signature.params):
+        return ""
+    found: set[str] = set()
+    for order in itertools.permutations(range(arity)):
+        if order == tuple(range(arity)):
+            continue
+        args_literal, reason = _check_args([nodes[i] for i in order], arity, signature)
+        if not reason:
+            found.add(args_literal)
+    return found.pop() if len(found) == 1 else ""
+
+
 def _parse_line(
-    line: str, entry_point: str, arity: int, signature: Signature | None, kind: str
-) -> tuple[ParsedTest | None, str]:
+    line: str, entry_point: str, arity: int, signature: Signature | None, kind: str, repair: bool = True
+) -> tuple[ParsedTest | None, str, str]:
     """Parse one ``assert f(...) == x`` / ``assert f(...)`` / ``f(...)`` line.
 
-    Returns ``(test, "")``, ``(test, guess_reason)`` when the expected value was dropped,
-    or ``(None, reason)`` when the line is rejected.
+    Returns ``(test, "", repaired)``, ``(test, guess_reason, repaired)`` when the expected value
+    was dropped, or ``(None, reason, "")`` when the line is rejected; ``repaired`` names the
+    :data:`REPAIRS` entry that made the call valid (``""`` for none; ``joined`` is
+    :func:`parse_tests`'s). ``repair`` False rejects what a repair would have recovered.
     """
     try:
         module = ast.parse(line)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return None, "syntax"
+        return None, "syntax", ""
     if len(module.body) != 1:
-        return None, "syntax"
+        return None, "syntax", ""
     statement = module.body[0]
     expected_node: ast.expr | None = None
     call_node: ast.expr
@@ -749,26 +801,37 @@ def _parse_line(
         else:
             call_node = test
     else:
-        return None, "not_a_call"
+        return None, "not_a_call", ""
     if not (
         isinstance(call_node, ast.Call)
         and isinstance(call_node.func, ast.Name)
         and call_node.func.id == entry_point
     ):
-        return None, "not_a_call"
-    if call_node.keywords or any(isinstance(arg, ast.Starred) for arg in call_node.args):
-        return None, "keywords"
-    args_literal, reason = _check_args(call_node.args, arity, signature)
+        return None, "not_a_call", ""
+    if any(isinstance(arg, ast.Starred) for arg in call_node.args):
+        return None, "keywords", ""
+    nodes: list[ast.expr] = list(call_node.args)
+    repaired = ""
+    if call_node.keywords:
+        ordered = _keyword_positions(call_node, arity, signature) if repair else None
+        if ordered is None:
+            return None, "keywords", ""
+        nodes, repaired = ordered, "keywords"
+    args_literal, reason = _check_args(nodes, arity, signature)
+    if reason == "type" and repair:
+        args_literal = _unswapped(nodes, arity, signature)
+        if args_literal:
+            reason, repaired = "", repaired or "swapped"
     if reason:
-        return None, reason
+        return None, reason, ""
     if expected_node is None:
-        return ParsedTest(args_literal, "", kind), ""
+        return ParsedTest(args_literal, "", kind), "", repaired
     expected = _literal(expected_node)
     if isinstance(expected, str):
-        return ParsedTest(args_literal, "", kind), expected
+        return ParsedTest(args_literal, "", kind), expected, repaired
     if signature is not None and not value_matches(expected[0], signature.returns):
-        return ParsedTest(args_literal, "", kind), "type"
-    return ParsedTest(args_literal, expected[1], kind), ""
+        return ParsedTest(args_literal, "", kind), "type", repaired
+    return ParsedTest(args_literal, expected[1], kind), "", repaired
 
 
 def _mentions_call(line: str, entry_point: str) -> bool:
@@ -783,16 +846,22 @@ def parse_tests(
     prefix: str = "",
     signature: Signature | None = None,
     kind: str = TYPICAL,
+    repair: bool = True,
 ) -> ParseReport:
     """Parse and validate the test lines of ``prefix + completion``.
 
     Each line is ``assert entry_point(a, b) == expected`` (also ``is None``), or a
     bare ``assert entry_point(...)`` / ``entry_point(...)`` (no expected output). It
-    is a test when the call has exactly ``arity`` positional arguments, no keywords
-    or ``*``/``**``, every argument is a literal (``ast.literal_eval``) with a finite,
-    canonical form and, when ``signature`` annotates it, of the annotated type. An
-    expected value that is not a literal, or not of the annotated return type, is
-    dropped as a guess; the input is kept.
+    is a test when the call has exactly ``arity`` positional arguments, no ``*``/``**``,
+    every argument is a literal (``ast.literal_eval``) with a finite, canonical form and,
+    when ``signature`` annotates it, of the annotated type. An expected value that is not
+    a literal, or not of the annotated return type, is dropped as a guess; the input is kept.
+
+    With ``repair`` (see :data:`REPAIRS`), a call that parses only when joined with the lines
+    after it (up to :data:`MAX_JOINED_LINES`, none of them a new call) is joined; keyword
+    arguments naming the signature's parameters are put in their positions; and arguments that
+    match the annotations in exactly one other order are reordered. Without it, such lines are
+    rejected as ``syntax``, ``keywords`` and ``type``.
 
     Blank lines are skipped; parsing stops at the first non-blank line that is not a
     call of ``entry_point`` (the model has moved on to other code). Tests come in
@@ -801,16 +870,32 @@ def parse_tests(
     if arity < 1:
         raise ValueError(f"arity must be >= 1, got {arity}")
     report = ParseReport()
-    for line in (prefix + completion).replace("\r\n", "\n").split("\n"):
+    lines = (prefix + completion).replace("\r\n", "\n").split("\n")
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
         if not line.strip():
             continue
         if not _mentions_call(line, entry_point):
             break
-        test, reason = _parse_line(line.strip(), entry_point, arity, signature, kind)
+        test, reason, repaired = _parse_line(line.strip(), entry_point, arity, signature, kind, repair)
+        if reason == "syntax" and repair:
+            for end in range(index, min(index + MAX_JOINED_LINES - 1, len(lines))):
+                if not lines[end].strip() or _mentions_call(lines[end], entry_point):
+                    break
+                joined = " ".join(part.strip() for part in lines[index - 1 : end + 1])
+                test, reason, repaired = _parse_line(joined, entry_point, arity, signature, kind, repair)
+                if reason != "syntax":
+                    repaired = repaired or "joined"
+                    index = end + 1
+                    break
         if test is None:
             report.rejected[reason] += 1
             continue
         report.tests.append(test)
+        if repaired:
+            report.repaired[repaired] += 1
         if reason:
             report.guesses_dropped[reason] += 1
     return report
@@ -903,6 +988,18 @@ def split_samples(samples: int, shortfall: dict[str, int]) -> dict[str, int]:
         kind = max(short, key=lambda k: short[k] / counts[k])
         counts[kind] += 1
     return counts
+
+
+def round_request(
+    pool: Sequence[ParsedTest], quotas: dict[str, int], samples: int, stalled: int, stall_rounds: int
+) -> dict[str, int]:
+    """The completions to ask per kind in a problem's next round (:func:`split_samples` of what
+    ``pool`` still lacks of ``quotas``), or ``{}`` when the problem is done: every quota is met,
+    or ``stalled`` rounds in a row added no new test and ``stall_rounds`` (0 = never) says stop."""
+    if stall_rounds and stalled >= stall_rounds:
+        return {}
+    shortfall = {kind: quotas[kind] - sum(t.kind == kind for t in pool) for kind in KINDS}
+    return split_samples(samples, shortfall)
 
 
 def mix_tests(tests: Sequence[ParsedTest], count: int, boundary_ratio: float) -> list[ParsedTest]:

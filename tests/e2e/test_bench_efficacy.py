@@ -1,10 +1,12 @@
 """bench/efficacy.py on a tiny budget against the session's real stack (tests/e2e/conftest.py).
 
 The runner generates a pool through the real orchestrator (skip_training), trains the arms
-through the real trainer, measures HumanEval through the real sampler and executor, and runs
-the held-out iterations; a second run with the same settings finds everything in its cache and
-generates nothing. The numbers are far too small to mean anything; what is checked is that
-they are what the runner says they are.
+through the real trainer and measures HumanEval through the real sampler and executor; a second
+run with the same settings finds everything in its cache and generates nothing. The held-out
+consensus share (``--validation-problems``) is left out: it is one more pool iteration per version
+(run_pool, the path the pool takes here), about 5 minutes for v0 and 9 for v1 with one problem on
+2 cores, more than this test can spend. The numbers are far too small to mean anything; what is
+checked is that they are what the runner says they are.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ EVAL_PROBLEMS = 3
 ARGS = [
     "--problems", "2", "--tests", "3", "--samples", "4", "--temperature", "0.1", "--max-tokens", "96",
     "--eval-problems", str(EVAL_PROBLEMS), "--eval-samples", "2", "--eval-max-tokens", "64",
-    "--validation-problems", "1", "--resamples", "200",
+    "--validation-problems", "0", "--resamples", "200",
 ]  # fmt: skip
 
 
@@ -99,12 +101,10 @@ def test_efficacy_runner_runs_every_arm_and_resumes_from_its_cache(
     assert rows[NONE]["sampled"]["delta_vs_base"] == {
         "estimate": 0.0, "low": 0.0, "high": 0.0, "level": 0.95, "n": EVAL_PROBLEMS,
     }  # fmt: skip
-    for row in rows.values():
-        held = row["held_out_consensus_share"]
-        assert held["done"] and 0 <= held["selected"] <= held["problems"] <= 1
+    assert all(row["held_out_consensus_share"] is None for row in rows.values())
 
     work = results["work_this_run"]
-    assert work["iterations_started"] == 1 + len(versions)  # the pool, then one held-out per version
+    assert work["iterations_started"] == 1  # the pool, shared by both trained arms
     assert work["eval_problems_generated"] == EVAL_PROBLEMS * 2 * len(versions)
     assert work.get("trainings", 0) == sum(
         rows[a]["examples_trained"] > 0 for a in (CONSENSUS, RANDOM_SUCCESSFUL)

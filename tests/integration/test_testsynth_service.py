@@ -92,3 +92,49 @@ async def test_fill_off_keeps_only_the_models_tests(bus: Bus, played_sampler: li
 async def test_enough_model_tests_need_no_fill(bus: Bus, played_sampler: list[int]) -> None:
     response = await Synthesizer(TestSynthConfig(mutation_fill=True), bus).synthesize(request(2))
     assert len(response.tests) == 2 and response.mutated == 0
+
+
+async def test_a_problem_that_stops_gaining_tests_stops_costing_rounds(
+    bus: Bus, played_sampler: list[int]
+) -> None:
+    """COMPLETION adds its two tests in round 1 and nothing after: with stall_rounds 2 the service
+    asks two more rounds and gives up; with 0 it asks all ten."""
+    long_request = request(40)
+    long_request.max_rounds = 10
+    endless = await Synthesizer(TestSynthConfig(stall_rounds=0), bus).synthesize(long_request)
+    per_round, leftover = divmod(len(played_sampler), 10)
+    assert per_round >= 1 and leftover == 0
+    played_sampler.clear()
+    stalled = await Synthesizer(TestSynthConfig(stall_rounds=2), bus).synthesize(long_request)
+    assert len(played_sampler) == 3 * per_round
+    assert [t.args_literal for t in stalled.tests] == [t.args_literal for t in endless.tests] == MODEL_INPUTS
+    assert TestSynthConfig().stall_rounds == 2
+
+
+async def test_keyword_and_swapped_calls_are_repaired(bus: Bus) -> None:
+    text = "[4, 5], k=2) == 18\nassert total(3, [1]) == 3\nassert total([6,\n  7], 1) == 13\n"
+
+    async def reply(msg: Msg) -> None:
+        n = sampler_pb2.GenerateRequest.FromString(msg.data).n
+        answer = sampler_pb2.GenerateResponse(completions=[sampler_pb2.Completion(text=text)] * n)
+        await msg.respond(answer.SerializeToString())
+
+    sub = await bus.nc.subscribe(subjects.SAMPLER_GENERATE, queue="sampler", cb=reply)
+    try:
+        repaired = await Synthesizer(TestSynthConfig(), bus).synthesize(request(40))
+        plain = await Synthesizer(TestSynthConfig(repair_lines=False), bus).synthesize(request(40))
+    finally:
+        await sub.unsubscribe()
+    assert [t.args_literal for t in repaired.tests] == [
+        "([1, 2], 3)",
+        "([4, 5], 2)",
+        "([1], 3)",
+        "([6, 7], 1)",
+    ]
+    calls = repaired.generated // 3  # every completion repeats the same three calls
+    assert dict(repaired.repaired) == {"keywords": calls, "swapped": calls, "joined": calls}
+    assert repaired.rejected == 0
+    # Without repairs: the keyword call and the swapped one are rejected, the split call ends the block.
+    assert [t.args_literal for t in plain.tests] == ["([1, 2], 3)"]
+    assert dict(plain.rejected_by_reason) == {"keywords": calls, "type": calls, "syntax": calls}
+    assert not plain.repaired

@@ -128,6 +128,7 @@ def test_every_aggregate_of_one_iteration() -> None:
     it.tests_kept = 40
     it.tests_mutated = 12
     it.tests_rejected.update({"syntax": 2, "arity": 3})
+    it.tests_repaired.update({"keywords": 4, "joined": 1})
     it.tests_likely_invalid = 1
     it.executions = 123
     it.problem_diversity.distinct_1 = 0.7
@@ -162,6 +163,7 @@ def test_every_aggregate_of_one_iteration() -> None:
         "mutated": 12,
         "rejected": 5,
         "rejected_by_reason": {"arity": 3, "syntax": 2},
+        "repaired_by_kind": {"joined": 1, "keywords": 4},
         "likely_invalid": 1,
     }
     assert (s["candidates"], s["executions"], s["selected"]) == (28, 123, 1)
@@ -186,6 +188,7 @@ def test_every_aggregate_of_one_iteration() -> None:
     assert s["run_decision"].startswith("trained v3")
     markdown = report.render_markdown(report.build_report([it], generated_unix_ms=1_700_000_000_000))
     assert "40 kept (12 of them mutations), 5 rejected" in markdown
+    assert "5 kept after a repair (joined 1, keywords 4)" in markdown
 
 
 def test_diversity_is_computed_from_the_problems_when_problemgen_did_not_measure_it() -> None:
@@ -517,7 +520,11 @@ def test_get_shows_diversity_tests_rejected_and_abstentions() -> None:
     assert re.search(r"tests kept\s+.\s+30 \(18 mutations\)", text)
     assert "lexical entropy 3.25 bits, category coverage 50% of 12, max category share 25%" in text
     assert "tests rejected" in text and "5 (arity 4, not_literal 1)" in text
+    assert "tests repaired" not in text  # none repaired: no row
     assert re.search(r"tests likely invalid\s+.\s+2", text)
+    it.tests_repaired.update({"swapped": 2, "joined": 1})
+    text = render.to_text(render.result_table(it), width=200)
+    assert re.search(r"tests repaired\s+.\s+3 \(joined 1, swapped 2\)", text)
     assert "abstentions" in text and "1 (min_confidence 1)" in text
     # Without per-problem state, nothing is said about abstentions.
     it.ClearField("problems")

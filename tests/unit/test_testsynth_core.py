@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+from collections import Counter
 
 import pytest
 
@@ -13,6 +14,7 @@ from services.testsynth.core import (
     KINDS,
     MAX_LITERAL_CHARS,
     REASONS,
+    REPAIRS,
     SCALAR,
     STRING,
     STRINGS,
@@ -32,6 +34,7 @@ from services.testsynth.core import (
     parse_signature,
     parse_test_inputs,
     parse_tests,
+    round_request,
     seed_tests,
     split_samples,
 )
@@ -422,7 +425,7 @@ def test_rejections_are_counted_by_reason() -> None:
         "assert add([1, 2,",  # syntax (cut by the token budget)
     ]
     signature = parse_signature(SKELETON, "add")
-    report = parse_tests("\n".join(lines), "add", 2, signature=signature)
+    report = parse_tests("\n".join(lines), "add", 2, signature=signature, repair=False)
     assert report.tests == [ParsedTest("(1, 2)", "3")]
     assert dict(report.rejected) == {
         "arity": 1,
@@ -434,8 +437,14 @@ def test_rejections_are_counted_by_reason() -> None:
         "syntax": 1,
     }
     assert set(report.rejected) <= set(REASONS)
+    assert not report.repaired
+    # With repairs (the default), the keyword call names a parameter: it becomes (1, 2).
+    repaired = parse_tests("\n".join(lines), "add", 2, signature=signature)
+    assert repaired.tests == [ParsedTest("(1, 2)", "3")] * 2
+    assert repaired.repaired == {"keywords": 1}
+    assert repaired.rejected == report.rejected - Counter({"keywords": 1})
     # Without the signature the string argument is a test like any other.
-    untyped = parse_tests("\n".join(lines), "add", 2)
+    untyped = parse_tests("\n".join(lines), "add", 2, repair=False)
     assert ParsedTest("('1', 2)", "3") in untyped.tests and "type" not in untyped.rejected
 
 
@@ -558,3 +567,92 @@ def test_split_samples_in_proportion_to_the_shortfalls() -> None:
     # Each short kind gets one even when there are fewer samples than kinds.
     assert split_samples(1, {TYPICAL: 99, BOUNDARY: 1}) == {TYPICAL: 1, BOUNDARY: 1}
     assert sum(split_samples(7, {TYPICAL: 5, BOUNDARY: 50}).values()) == 7
+
+
+# --- repairs ------------------------------------------------------------------------------
+
+TOP_K = 'def top_k(items: list[int], k: int) -> list[int]:\n    """The k largest."""\n'
+
+
+def test_keyword_arguments_naming_parameters_are_put_in_their_positions() -> None:
+    signature = parse_signature(TOP_K, "top_k")
+    assert signature is not None and signature.names == ("items", "k")
+    lines = [
+        "assert top_k([3, 1], k=1) == [3]",  # the rest by name
+        "assert top_k(k=2, items=[1, 2]) == [2, 1]",  # all by name, in another order
+        "assert top_k([1], n=1) == [1]",  # no parameter n
+        "assert top_k([1], items=[2]) == [2]",  # items twice
+        "assert top_k([1]) == [1]",  # k missing: arity, not keywords
+        "assert top_k([1], **{'k': 1}) == [1]",  # ** is never repaired
+    ]
+    report = parse_tests("\n".join(lines), "top_k", 2, signature=signature)
+    assert report.tests == [ParsedTest("([3, 1], 1)", "[3]"), ParsedTest("([1, 2], 2)", "[2, 1]")]
+    assert report.repaired == {"keywords": 2}
+    assert report.rejected == {"keywords": 3, "arity": 1}
+    # Without the names (no signature) keywords cannot be placed.
+    assert parse_tests(lines[0], "top_k", 2).rejected == {"keywords": 1}
+
+
+def test_swapped_arguments_are_reordered_only_when_one_order_matches() -> None:
+    signature = parse_signature(TOP_K, "top_k")
+    report = parse_tests(
+        "assert top_k(2, [5, 1, 4]) == [5, 4]\nassert top_k('a', [1]) == [1]", "top_k", 2, signature=signature
+    )
+    assert report.tests == [ParsedTest("([5, 1, 4], 2)", "[5, 4]")]
+    assert report.repaired == {"swapped": 1}
+    assert report.rejected == {"type": 1}  # 'a' fits no parameter
+    # Two reorderings match (int, str, str): ambiguous, so rejected.
+    pad = parse_signature("def pad(width: int, text: str, fill: str) -> str: ...", "pad")
+    ambiguous = parse_tests("assert pad('ab', '*', 5) == '***ab'", "pad", 3, signature=pad)
+    assert ambiguous.tests == [] and ambiguous.rejected == {"type": 1}
+    # One reordering matches: the int moves to the front, the strings keep their order.
+    one = parse_signature("def pad(width: int, text: str, fill: list[str]) -> str: ...", "pad")
+    fixed = parse_tests("assert pad('ab', 5, ['*'])", "pad", 3, signature=one)
+    assert fixed.tests == [ParsedTest("(5, 'ab', ['*'])")]
+    assert parse_tests("assert top_k(2, [5])", "top_k", 2, signature=signature, repair=False).rejected == {
+        "type": 1
+    }
+
+
+def test_a_call_spread_over_lines_is_joined() -> None:
+    signature = parse_signature(TOP_K, "top_k")
+    text = "\n".join(
+        [
+            "assert top_k([1,",
+            "              2, 3],",
+            "             2) == [3, 2]",
+            "assert top_k([4], 1) == [4]",
+            "assert top_k([5,",  # cut: the next line is a new call, not a continuation
+            "assert top_k([6], 1) == [6]",
+            "assert top_k([7,",  # cut by the token budget at the end
+        ]
+    )
+    report = parse_tests(text, "top_k", 2, signature=signature)
+    assert report.tests == [
+        ParsedTest("([1, 2, 3], 2)", "[3, 2]"),
+        ParsedTest("([4], 1)", "[4]"),
+        ParsedTest("([6], 1)", "[6]"),
+    ]
+    assert report.repaired == {"joined": 1}
+    assert report.rejected == {"syntax": 2}
+    # Without repairs the first call is a syntax error and its continuation ends the block.
+    plain = parse_tests(text, "top_k", 2, signature=signature, repair=False)
+    assert plain.tests == [] and plain.rejected == {"syntax": 1}
+
+
+def test_repairs_are_named() -> None:
+    assert set(REPAIRS) == {"joined", "keywords", "swapped"}
+
+
+def test_round_request_shares_the_round_and_stops_when_done_or_stalled() -> None:
+    pool = [ParsedTest("(1, 2)"), ParsedTest("(0, 0)", kind=BOUNDARY)]
+    quotas = {TYPICAL: 4, BOUNDARY: 1}
+    assert round_request(pool, quotas, 4, stalled=0, stall_rounds=2) == {TYPICAL: 4}
+    assert round_request(pool, quotas, 4, stalled=1, stall_rounds=2) == {TYPICAL: 4}
+    assert round_request(pool, quotas, 4, stalled=2, stall_rounds=2) == {}  # two rounds gained nothing
+    assert round_request(pool, quotas, 4, stalled=9, stall_rounds=0) == {TYPICAL: 4}  # 0: never stop
+    assert round_request(pool, {TYPICAL: 1, BOUNDARY: 1}, 4, stalled=0, stall_rounds=2) == {}  # quotas met
+    assert round_request([], {TYPICAL: 3, BOUNDARY: 1}, 4, stalled=0, stall_rounds=2) == {
+        TYPICAL: 3,
+        BOUNDARY: 1,
+    }

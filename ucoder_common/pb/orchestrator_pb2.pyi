@@ -169,8 +169,15 @@ class StageStats(_message.Message):
     def __init__(self, stage: _Optional[_Union[Stage, str]] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., failed: _Optional[int] = ..., started_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ...) -> None: ...
 
 class Iteration(_message.Message):
-    __slots__ = ("iteration_id", "spec", "phase", "stage", "model_version_in", "model_version_out", "stages", "created_unix_ms", "finished_unix_ms", "error", "problems", "problems_generated", "problems_rejected", "tests_kept", "candidates", "executions", "selected", "problem_ids", "eval_in", "eval_out", "run_id", "run_index", "next_iteration_id", "best_version", "best_pass_at_1", "stale_iterations", "run_decision", "tests_rejected", "tests_likely_invalid", "problem_diversity", "tests_mutated")
+    __slots__ = ("iteration_id", "spec", "phase", "stage", "model_version_in", "model_version_out", "stages", "created_unix_ms", "finished_unix_ms", "error", "problems", "problems_generated", "problems_rejected", "tests_kept", "candidates", "executions", "selected", "problem_ids", "eval_in", "eval_out", "run_id", "run_index", "next_iteration_id", "best_version", "best_pass_at_1", "stale_iterations", "run_decision", "tests_rejected", "tests_likely_invalid", "problem_diversity", "tests_mutated", "tests_repaired")
     class TestsRejectedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class TestsRepairedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +215,7 @@ class Iteration(_message.Message):
     TESTS_LIKELY_INVALID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_DIVERSITY_FIELD_NUMBER: _ClassVar[int]
     TESTS_MUTATED_FIELD_NUMBER: _ClassVar[int]
+    TESTS_REPAIRED_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     spec: IterationSpec
     phase: IterationPhase
@@ -239,7 +247,8 @@ class Iteration(_message.Message):
     tests_likely_invalid: int
     problem_diversity: _problemgen_pb2.ProblemDiversity
     tests_mutated: int
-    def __init__(self, iteration_id: _Optional[str] = ..., spec: _Optional[_Union[IterationSpec, _Mapping]] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., model_version_in: _Optional[int] = ..., model_version_out: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[ProblemState, _Mapping]]] = ..., problems_generated: _Optional[int] = ..., problems_rejected: _Optional[int] = ..., tests_kept: _Optional[int] = ..., candidates: _Optional[int] = ..., executions: _Optional[int] = ..., selected: _Optional[int] = ..., problem_ids: _Optional[_Iterable[str]] = ..., eval_in: _Optional[_Union[EvalResult, _Mapping]] = ..., eval_out: _Optional[_Union[EvalResult, _Mapping]] = ..., run_id: _Optional[str] = ..., run_index: _Optional[int] = ..., next_iteration_id: _Optional[str] = ..., best_version: _Optional[int] = ..., best_pass_at_1: _Optional[float] = ..., stale_iterations: _Optional[int] = ..., run_decision: _Optional[str] = ..., tests_rejected: _Optional[_Mapping[str, int]] = ..., tests_likely_invalid: _Optional[int] = ..., problem_diversity: _Optional[_Union[_problemgen_pb2.ProblemDiversity, _Mapping]] = ..., tests_mutated: _Optional[int] = ...) -> None: ...
+    tests_repaired: _containers.ScalarMap[str, int]
+    def __init__(self, iteration_id: _Optional[str] = ..., spec: _Optional[_Union[IterationSpec, _Mapping]] = ..., phase: _Optional[_Union[IterationPhase, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., model_version_in: _Optional[int] = ..., model_version_out: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., finished_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[ProblemState, _Mapping]]] = ..., problems_generated: _Optional[int] = ..., problems_rejected: _Optional[int] = ..., tests_kept: _Optional[int] = ..., candidates: _Optional[int] = ..., executions: _Optional[int] = ..., selected: _Optional[int] = ..., problem_ids: _Optional[_Iterable[str]] = ..., eval_in: _Optional[_Union[EvalResult, _Mapping]] = ..., eval_out: _Optional[_Union[EvalResult, _Mapping]] = ..., run_id: _Optional[str] = ..., run_index: _Optional[int] = ..., next_iteration_id: _Optional[str] = ..., best_version: _Optional[int] = ..., best_pass_at_1: _Optional[float] = ..., stale_iterations: _Optional[int] = ..., run_decision: _Optional[str] = ..., tests_rejected: _Optional[_Mapping[str, int]] = ..., tests_likely_invalid: _Optional[int] = ..., problem_diversity: _Optional[_Union[_problemgen_pb2.ProblemDiversity, _Mapping]] = ..., tests_mutated: _Optional[int] = ..., tests_repaired: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
     __slots__ = ("iteration_id", "unix_ms", "stage", "done", "total", "failed", "phase", "message")

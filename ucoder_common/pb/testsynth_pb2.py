@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ucoder_common.pb import common_pb2 as ucoder_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ucoder/v1/testsynth.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\"\xb6\x01\n\x16SynthesizeTestsRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12#\n\x07problem\x18\x02 \x01(\x0b\x32\x12.ucoder.v1.Problem\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\x05\x12\x13\n\x0btemperature\x18\x05 \x01(\x01\x12\x12\n\nmax_tokens\x18\x06 \x01(\x05\x12\x12\n\nmax_rounds\x18\x07 \x01(\x05\"\xee\x03\n\x17SynthesizeTestsResponse\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12\"\n\x05tests\x18\x03 \x03(\x0b\x32\x13.ucoder.v1.TestCase\x12\x11\n\tgenerated\x18\x04 \x01(\x05\x12\x10\n\x08rejected\x18\x05 \x01(\x05\x12\x12\n\nduplicates\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12T\n\x12rejected_by_reason\x18\x08 \x03(\x0b\x32\x38.ucoder.v1.SynthesizeTestsResponse.RejectedByReasonEntry\x12O\n\x0fguesses_dropped\x18\t \x03(\x0b\x32\x36.ucoder.v1.SynthesizeTestsResponse.GuessesDroppedEntry\x12\x15\n\rtypes_checked\x18\n \x01(\x08\x12\x0f\n\x07mutated\x18\x0b \x01(\x05\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a\x35\n\x13GuessesDroppedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x32l\n\x10TestSynthService\x12X\n\x0fSynthesizeTests\x12!.ucoder.v1.SynthesizeTestsRequest\x1a\".ucoder.v1.SynthesizeTestsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ucoder/v1/testsynth.proto\x12\tucoder.v1\x1a\x16ucoder/v1/common.proto\"\xb6\x01\n\x16SynthesizeTestsRequest\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12#\n\x07problem\x18\x02 \x01(\x0b\x32\x12.ucoder.v1.Problem\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\x05\x12\x13\n\x0btemperature\x18\x05 \x01(\x01\x12\x12\n\nmax_tokens\x18\x06 \x01(\x05\x12\x12\n\nmax_rounds\x18\x07 \x01(\x05\"\xe3\x04\n\x17SynthesizeTestsResponse\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12\"\n\x05tests\x18\x03 \x03(\x0b\x32\x13.ucoder.v1.TestCase\x12\x11\n\tgenerated\x18\x04 \x01(\x05\x12\x10\n\x08rejected\x18\x05 \x01(\x05\x12\x12\n\nduplicates\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12T\n\x12rejected_by_reason\x18\x08 \x03(\x0b\x32\x38.ucoder.v1.SynthesizeTestsResponse.RejectedByReasonEntry\x12O\n\x0fguesses_dropped\x18\t \x03(\x0b\x32\x36.ucoder.v1.SynthesizeTestsResponse.GuessesDroppedEntry\x12\x15\n\rtypes_checked\x18\n \x01(\x08\x12\x0f\n\x07mutated\x18\x0b \x01(\x05\x12\x42\n\x08repaired\x18\x0c \x03(\x0b\x32\x30.ucoder.v1.SynthesizeTestsResponse.RepairedEntry\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a\x35\n\x13GuessesDroppedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a/\n\rRepairedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x32l\n\x10TestSynthService\x12X\n\x0fSynthesizeTests\x12!.ucoder.v1.SynthesizeTestsRequest\x1a\".ucoder.v1.SynthesizeTestsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,14 +36,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYNTHESIZETESTSRESPONSE_REJECTEDBYREASONENTRY']._serialized_options = b'8\001'
   _globals['_SYNTHESIZETESTSRESPONSE_GUESSESDROPPEDENTRY']._loaded_options = None
   _globals['_SYNTHESIZETESTSRESPONSE_GUESSESDROPPEDENTRY']._serialized_options = b'8\001'
+  _globals['_SYNTHESIZETESTSRESPONSE_REPAIREDENTRY']._loaded_options = None
+  _globals['_SYNTHESIZETESTSRESPONSE_REPAIREDENTRY']._serialized_options = b'8\001'
   _globals['_SYNTHESIZETESTSREQUEST']._serialized_start=65
   _globals['_SYNTHESIZETESTSREQUEST']._serialized_end=247
   _globals['_SYNTHESIZETESTSRESPONSE']._serialized_start=250
-  _globals['_SYNTHESIZETESTSRESPONSE']._serialized_end=744
-  _globals['_SYNTHESIZETESTSRESPONSE_REJECTEDBYREASONENTRY']._serialized_start=634
-  _globals['_SYNTHESIZETESTSRESPONSE_REJECTEDBYREASONENTRY']._serialized_end=689
-  _globals['_SYNTHESIZETESTSRESPONSE_GUESSESDROPPEDENTRY']._serialized_start=691
-  _globals['_SYNTHESIZETESTSRESPONSE_GUESSESDROPPEDENTRY']._serialized_end=744
-  _globals['_TESTSYNTHSERVICE']._serialized_start=746
-  _globals['_TESTSYNTHSERVICE']._serialized_end=854
+  _globals['_SYNTHESIZETESTSRESPONSE']._serialized_end=861
+  _globals['_SYNTHESIZETESTSRESPONSE_REJECTEDBYREASONENTRY']._serialized_start=702
+  _globals['_SYNTHESIZETESTSRESPONSE_REJECTEDBYREASONENTRY']._serialized_end=757
+  _globals['_SYNTHESIZETESTSRESPONSE_GUESSESDROPPEDENTRY']._serialized_start=759
+  _globals['_SYNTHESIZETESTSRESPONSE_GUESSESDROPPEDENTRY']._serialized_end=812
+  _globals['_SYNTHESIZETESTSRESPONSE_REPAIREDENTRY']._serialized_start=814
+  _globals['_SYNTHESIZETESTSRESPONSE_REPAIREDENTRY']._serialized_end=861
+  _globals['_TESTSYNTHSERVICE']._serialized_start=863
+  _globals['_TESTSYNTHSERVICE']._serialized_end=971
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ class SynthesizeTestsRequest(_message.Message):
     def __init__(self, iteration_id: _Optional[str] = ..., problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., count: _Optional[int] = ..., model_version: _Optional[int] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., max_rounds: _Optional[int] = ...) -> None: ...
 
 class SynthesizeTestsResponse(_message.Message):
-    __slots__ = ("iteration_id", "problem_id", "tests", "generated", "rejected", "duplicates", "error", "rejected_by_reason", "guesses_dropped", "types_checked", "mutated")
+    __slots__ = ("iteration_id", "problem_id", "tests", "generated", "rejected", "duplicates", "error", "rejected_by_reason", "guesses_dropped", "types_checked", "mutated", "repaired")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,13 @@ class SynthesizeTestsResponse(_message.Message):
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     class GuessesDroppedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class RepairedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +59,7 @@ class SynthesizeTestsResponse(_message.Message):
     GUESSES_DROPPED_FIELD_NUMBER: _ClassVar[int]
     TYPES_CHECKED_FIELD_NUMBER: _ClassVar[int]
     MUTATED_FIELD_NUMBER: _ClassVar[int]
+    REPAIRED_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     problem_id: str
     tests: _containers.RepeatedCompositeFieldContainer[_common_pb2.TestCase]
@@ -63,4 +71,5 @@ class SynthesizeTestsResponse(_message.Message):
     guesses_dropped: _containers.ScalarMap[str, int]
     types_checked: bool
     mutated: int
-    def __init__(self, iteration_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., generated: _Optional[int] = ..., rejected: _Optional[int] = ..., duplicates: _Optional[int] = ..., error: _Optional[str] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., guesses_dropped: _Optional[_Mapping[str, int]] = ..., types_checked: _Optional[bool] = ..., mutated: _Optional[int] = ...) -> None: ...
+    repaired: _containers.ScalarMap[str, int]
+    def __init__(self, iteration_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., generated: _Optional[int] = ..., rejected: _Optional[int] = ..., duplicates: _Optional[int] = ..., error: _Optional[str] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., guesses_dropped: _Optional[_Mapping[str, int]] = ..., types_checked: _Optional[bool] = ..., mutated: _Optional[int] = ..., repaired: _Optional[_Mapping[str, int]] = ...) -> None: ...
