@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import os
 import re
 import shutil
@@ -18,7 +19,13 @@ import grpc
 from nats.js.errors import ObjectNotFoundError
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.trainer.lora import CHECKPOINT_PREFIX, LoraTrainConfig, checkpoint_step, train_lora
+from services.trainer.lora import (
+    CHECKPOINT_PREFIX,
+    LoraTrainConfig,
+    TrainingDiverged,
+    checkpoint_step,
+    train_lora,
+)
 from ucoder_common import models, registry
 from ucoder_common.bus import Bus, stage_worker
 from ucoder_common.config import ConfigError, ServiceConfig, setting
@@ -69,6 +76,15 @@ def checkpoint_object_name(key: str) -> str:
     return f"checkpoints/{key}.tar"
 
 
+# Upper bounds of a Train request's settings: beyond them a run is a mistake (or an attack) that
+# would hold the only training thread for days or train garbage.
+MAX_LEARNING_RATE = 1.0
+MAX_EPOCHS = 100
+MAX_LORA_RANK = 256
+MIN_MAX_LENGTH = 32  # room for a prompt and a completion token after truncation
+MAX_MAX_LENGTH = 32768
+
+
 @dataclass
 class TrainerConfig(ServiceConfig):
     """Fine-tunes LoRA adapters on consensus solutions and registers them as model versions."""
@@ -99,8 +115,34 @@ class TrainerConfig(ServiceConfig):
             raise ConfigError(f"device: must be cpu, cuda or cuda:N, got {self.device!r}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"checkpoint_every: must be >= 0, got {self.checkpoint_every}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate: must be > 0, got {self.learning_rate}")
+        if not math.isfinite(self.learning_rate) or not 0 < self.learning_rate <= MAX_LEARNING_RATE:
+            raise ConfigError(
+                f"learning_rate: must be in (0, {MAX_LEARNING_RATE:g}], got {self.learning_rate}"
+            )
+
+
+def check_train_request(request: trainer_pb2.TrainRequest) -> None:
+    """Raise InvalidArgument naming the first field of ``request`` out of range (0 = the default)."""
+    if not request.examples:
+        raise InvalidArgument("examples: must not be empty")
+    for index, example in enumerate(request.examples):
+        if not example.completion.strip():
+            raise InvalidArgument(f"examples[{index}].completion: must not be empty")
+    lr = request.learning_rate
+    if not math.isfinite(lr) or not 0 <= lr <= MAX_LEARNING_RATE:
+        raise InvalidArgument(
+            f"learning_rate: must be a finite number in [0, {MAX_LEARNING_RATE:g}] "
+            f"(0 = the trainer's), got {lr!r}"
+        )
+    for name, limit in (("epochs", MAX_EPOCHS), ("lora_rank", MAX_LORA_RANK)):
+        value = getattr(request, name)
+        if not 0 <= value <= limit:
+            raise InvalidArgument(f"{name}: must be in 0..{limit} (0 = the trainer's), got {value}")
+    if request.max_length and not MIN_MAX_LENGTH <= request.max_length <= MAX_MAX_LENGTH:
+        raise InvalidArgument(
+            f"max_length: must be 0 (the trainer's) or in {MIN_MAX_LENGTH}..{MAX_MAX_LENGTH}, "
+            f"got {request.max_length}"
+        )
 
 
 class Trainer:
@@ -121,13 +163,7 @@ class Trainer:
         MODEL_VERSION.set(current.version if current else 0)
 
     async def train(self, request: trainer_pb2.TrainRequest) -> trainer_pb2.TrainResponse:
-        if not request.examples:
-            raise InvalidArgument("examples: must not be empty")
-        for index, example in enumerate(request.examples):
-            if not example.completion.strip():
-                raise InvalidArgument(f"examples[{index}].completion: must not be empty")
-        if request.epochs < 0 or request.lora_rank < 0 or request.max_length < 0 or request.learning_rate < 0:
-            raise InvalidArgument("epochs, lora_rank, max_length and learning_rate: must be >= 0")
+        check_train_request(request)
         assert self.model_dir is not None, "start() not called"
         async with self._lock:
             key = checkpoint_key(request.iteration_id, request.base_version)
@@ -170,9 +206,14 @@ class Trainer:
             out_dir = Path(tempfile.mkdtemp(prefix="ucoder-adapter-"))
             started = time.monotonic()
             try:
-                report = await asyncio.to_thread(
-                    train_lora, self.model_dir, pairs, out_dir, cfg, on_step, job_dir, on_checkpoint
-                )
+                try:
+                    report = await asyncio.to_thread(
+                        train_lora, self.model_dir, pairs, out_dir, cfg, on_step, job_dir, on_checkpoint
+                    )
+                except TrainingDiverged as exc:
+                    # Deterministic: a retry would diverge again, and its checkpoints hold NaNs.
+                    await self._drop_checkpoints(key, job_dir)
+                    raise InvalidArgument(f"learning_rate: {exc}; no adapter registered") from exc
                 if report.resumed_from_step:
                     RESUMED.inc()
                 entry = await registry.register_adapter(

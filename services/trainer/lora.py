@@ -125,6 +125,17 @@ def _loss(model: Any, batch: dict[str, Any]) -> Any:
 
 
 @dataclass
+class TrainingDiverged(ValueError):
+    """Training ended with a non-finite loss or adapter weights: there is no adapter to register."""
+
+
+def non_finite_parameters(named: Sequence[tuple[str, Any]]) -> list[str]:
+    """The names of the tensors in ``named`` that hold a NaN or an infinity."""
+    import torch
+
+    return [name for name, tensor in named if not bool(torch.isfinite(tensor.detach()).all())]
+
+
 class _Progress:
     """Where a run stands, besides its tensors: what a checkpoint restores."""
 
@@ -246,6 +257,15 @@ def train_lora(
             if on_step is not None:
                 on_step(step, total, value)
 
+    # A learning rate too high for the data ends in NaN weights that vLLM would serve as garbage:
+    # refuse to save them (the caller then registers nothing).
+    broken = non_finite_parameters(named_params)
+    last_losses = losses[-steps_per_epoch:]
+    if broken or not all(math.isfinite(x) for x in last_losses):
+        raise TrainingDiverged(
+            f"training diverged at learning rate {cfg.learning_rate:g}: final losses "
+            f"{[round(x, 4) for x in last_losses[-3:]]}, {len(broken)} non-finite adapter tensors"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
