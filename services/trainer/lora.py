@@ -124,7 +124,6 @@ def _loss(model: Any, batch: dict[str, Any]) -> Any:
     return F.cross_entropy(logits, labels[keep])
 
 
-@dataclass
 class TrainingDiverged(ValueError):
     """Training ended with a non-finite loss or adapter weights: there is no adapter to register."""
 
@@ -136,6 +135,7 @@ def non_finite_parameters(named: Sequence[tuple[str, Any]]) -> list[str]:
     return [name for name, tensor in named if not bool(torch.isfinite(tensor.detach()).all())]
 
 
+@dataclass
 class _Progress:
     """Where a run stands, besides its tensors: what a checkpoint restores."""
 
