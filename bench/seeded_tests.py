@@ -46,9 +46,7 @@ async def one_problem(
 ) -> dict[str, Counter[str]]:
     """Per arm: valid, rejected and new tests per round, and whether the pool ended non-empty."""
     cfg = TestSynthConfig()
-    signature = core.parse_signature(problem.signature, problem.entry_point) or core.parse_signature(
-        problem.prompt, problem.entry_point
-    )
+    signature = core.problem_signature(problem.signature, problem.prompt, problem.entry_point)
     start = core.dedupe_tests(
         core.docstring_tests(problem.prompt, problem.entry_point, problem.arity, signature)
     )[0]

@@ -89,7 +89,7 @@ class Streams:
 
 async def _generate(bus: Bus, problem: common_pb2.Problem, kind: str, n: int) -> list[list[Any]]:
     cfg = TestSynthConfig()
-    signature = _signature(problem)
+    signature = core.problem_signature(problem.signature, problem.prompt, problem.entry_point)
     prompt = core.build_tests_prompt(problem.prompt, problem.entry_point, problem.arity, kind, signature)
     request = sampler_pb2.GenerateRequest(
         prompt=prompt, n=n, temperature=cfg.temperature, max_tokens=cfg.max_tokens, stop=core.TESTS_STOP
@@ -98,12 +98,6 @@ async def _generate(bus: Bus, problem: common_pb2.Problem, kind: str, n: int) ->
     if response.error:
         raise SystemExit(f"bench.test_lines: the sampler failed: {response.error}")
     return [[c.text, c.num_tokens] for c in response.completions]
-
-
-def _signature(problem: common_pb2.Problem) -> core.Signature | None:
-    return core.parse_signature(problem.signature, problem.entry_point) or core.parse_signature(
-        problem.prompt, problem.entry_point
-    )
 
 
 @dataclass
@@ -128,11 +122,8 @@ async def replay(streams: Streams, policy: Policy, count: int, max_rounds: int) 
     """The service's round loop (services/testsynth/app.py) on ``streams``, reading them in order."""
     cfg = TestSynthConfig()
     problem = streams.problem
-    signature = _signature(problem)
-    quotas = {
-        core.BOUNDARY: core.boundary_quota(count, cfg.boundary_ratio),
-        core.TYPICAL: count - core.boundary_quota(count, cfg.boundary_ratio),
-    }
+    signature = core.problem_signature(problem.signature, problem.prompt, problem.entry_point)
+    quotas = core.kind_quotas(count, cfg.boundary_ratio)
     pool, _ = core.dedupe_tests(
         core.docstring_tests(problem.prompt, problem.entry_point, problem.arity, signature)
     )

@@ -124,15 +124,10 @@ class TestSynthesizer:
             iteration_id=request.iteration_id, problem_id=problem.problem_id
         )
         # The annotations, from the signature line or else the skeleton; None = arity checks only.
-        signature = core.parse_signature(problem.signature, problem.entry_point) or core.parse_signature(
-            problem.prompt, problem.entry_point
-        )
+        signature = core.problem_signature(problem.signature, problem.prompt, problem.entry_point)
         response.types_checked = signature is not None and len(signature.params) == problem.arity
         ratio = self.cfg.boundary_ratio
-        quotas = {
-            core.BOUNDARY: core.boundary_quota(request.count, ratio),
-            core.TYPICAL: request.count - core.boundary_quota(request.count, ratio),
-        }
+        quotas = core.kind_quotas(request.count, ratio)
         pool, _ = core.dedupe_tests(
             core.docstring_tests(problem.prompt, problem.entry_point, problem.arity, signature)
         )

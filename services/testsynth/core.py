@@ -53,6 +53,7 @@ __all__ = [
     "canonical_literal",
     "dedupe_tests",
     "docstring_tests",
+    "kind_quotas",
     "make_test_id",
     "mix_tests",
     "mutation_tests",
@@ -60,6 +61,7 @@ __all__ = [
     "parse_signature",
     "parse_test_inputs",
     "parse_tests",
+    "problem_signature",
     "round_request",
     "seed_tests",
     "select_tests",
@@ -578,6 +580,18 @@ def parse_signature(source: str, entry_point: str) -> Signature | None:
                     tuple(a.annotation for a in positional), node.returns, tuple(a.arg for a in positional)
                 )
     return None
+
+
+def problem_signature(signature_line: str, prompt: str, entry_point: str) -> Signature | None:
+    """The annotations of a problem's entry point: from its signature line, else its skeleton;
+    None = arity checks only."""
+    return parse_signature(signature_line, entry_point) or parse_signature(prompt, entry_point)
+
+
+def kind_quotas(count: int, boundary_ratio: float) -> dict[str, int]:
+    """How many of ``count`` tests to ask as each kind (:func:`boundary_quota` boundary cases)."""
+    boundary = boundary_quota(count, boundary_ratio)
+    return {BOUNDARY: boundary, TYPICAL: count - boundary}
 
 
 def _type_name(node: ast.expr) -> str | None:
