@@ -486,7 +486,7 @@ class Experiment:
         if not examples:
             record.version_out = record.version_in
             return
-        train_id = f"{record.pool_iteration_id}.{record.arm}"
+        train_id = f"{record.pool_iteration_id}-{record.arm}"  # an id: ASCII letters, digits, - and _
         found = await self._version_trained_by(train_id)
         if found is None:
             started = time.monotonic()

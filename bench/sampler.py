@@ -67,7 +67,7 @@ from rich.table import Table
 
 from services.sampler.app import SamplerConfig
 from services.sampler.core import candidate_prompt
-from services.sampler.engine import engine_args, prepare_environment, sampling_params
+from services.sampler.engine import cpu_flags, engine_args, engine_dtype, prepare_environment, sampling_params
 from ucoder_common import localstack, models
 from ucoder_common.humaneval import load_problems
 
@@ -515,10 +515,13 @@ def run_bench(
 
 
 def _config_dtype(model: Path) -> Any:
-    """The checkpoint's dtype (what vLLM's dtype "auto" picks) when (b) did not run."""
+    """The dtype vLLM would have served in when (b) did not run: the checkpoint's, or float32
+    on a CPU without native bfloat16 (the sampler's engine_dtype)."""
     import torch
     from transformers import AutoConfig
 
+    if engine_dtype("auto", bool(torch.cuda.is_available()), cpu_flags()) == "float32":
+        return torch.float32
     dtype = getattr(AutoConfig.from_pretrained(model), "dtype", None)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)

@@ -42,6 +42,7 @@ from ucoder_common import metrics, subjects
 from ucoder_common.errors import InvalidArgument, Retry
 from ucoder_common.pb import orchestrator_pb2
 from ucoder_common.phases import TERMINAL_PHASES
+from ucoder_common.validation import id_problem
 
 log = logging.getLogger(__name__)
 
@@ -395,6 +396,8 @@ class StageWorker(JetStreamWorker, Generic[RequestT, ResponseT]):
         # nothing, e.g. the jobs a restarted orchestrator re-dispatched for an iteration that
         # `ucoder iterate --replace` then cancelled.
         iteration_id = getattr(request, "iteration_id", "")
+        if iteration_id and (problem := id_problem(iteration_id)) is not None:
+            raise Reject(f"iteration_id: {problem}")  # not a KV key: it can never be looked up
         if iteration_id and await self.bus.iteration_ended(iteration_id):
             raise Skip(f"iteration {iteration_id} has ended")
         try:

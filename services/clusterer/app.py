@@ -14,6 +14,7 @@ from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import InvalidArgument, rpc
 from ucoder_common.pb import clusterer_pb2, clusterer_pb2_grpc, common_pb2
 from ucoder_common.service import GrpcBinding, ServiceParts
+from ucoder_common.validation import MAX_SAMPLES_PER_PROBLEM, shown
 
 SELECTIONS = Counter(
     "ucoder_clusterer_selections", "Problems decided by the clusterer, by decision.", ["decision"]
@@ -142,13 +143,17 @@ def cluster(request: clusterer_pb2.ClusterRequest, cfg: ClustererConfig) -> clus
     tau = request.tau or cfg.default_tau
     if not (0.0 <= rho <= 1.0) or math.isnan(rho):
         raise InvalidArgument(f"rho: must be in [0, 1], got {request.rho}")
-    if tau < 1:
-        raise InvalidArgument(f"tau: must be >= 1, got {request.tau}")
+    if not 1 <= tau <= MAX_SAMPLES_PER_PROBLEM:
+        raise InvalidArgument(f"tau: must be in 1..{MAX_SAMPLES_PER_PROBLEM}, got {request.tau}")
+    if request.round < 0:
+        raise InvalidArgument(f"round: must be >= 0, got {request.round}")
     if request.signature_mode not in MODE_NAMES:
         raise InvalidArgument(f"signature_mode: unknown value {request.signature_mode}")
     rule = request.selection_rule or cfg.default_selection_rule
     if rule not in RULES:
-        raise InvalidArgument(f"selection_rule: must be one of {list(RULES)}, got {request.selection_rule!r}")
+        raise InvalidArgument(
+            f"selection_rule: must be one of {list(RULES)}, got {shown(request.selection_rule)}"
+        )
     min_confidence = (
         request.min_confidence if request.HasField("min_confidence") else cfg.default_min_confidence
     )
@@ -157,9 +162,11 @@ def cluster(request: clusterer_pb2.ClusterRequest, cfg: ClustererConfig) -> clus
     known = {c.candidate_id for c in request.candidates}
     for result in request.results:
         if result.candidate_id not in known:
-            raise InvalidArgument(f"results: candidate_id {result.candidate_id!r} is not among candidates")
-    if request.budget < 0:
-        raise InvalidArgument(f"budget: must be >= 0, got {request.budget}")
+            raise InvalidArgument(
+                f"results: candidate_id {shown(result.candidate_id)} is not among candidates"
+            )
+    if not 0 <= request.budget <= MAX_SAMPLES_PER_PROBLEM:
+        raise InvalidArgument(f"budget: must be in 0..{MAX_SAMPLES_PER_PROBLEM}, got {request.budget}")
     policy = sampling_policy(request.sampling, request.budget) if request.budget else None
     scored = to_scored(request)
     mode = MODE_NAMES[request.signature_mode]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import InvalidArgument, ServiceError, rpc
 from ucoder_common.pb import common_pb2, executor_pb2, executor_pb2_grpc
 from ucoder_common.service import GrpcBinding, ServiceParts
+from ucoder_common.validation import shown
 
 log = logging.getLogger(__name__)
 
@@ -168,20 +170,39 @@ class ExecutorConfig(ServiceConfig):
         return self.sandboxes or os.cpu_count() or 1
 
 
+# The most memory one candidate may ask for; beyond it the sandbox cannot start and a request
+# that can never succeed would be answered UNAVAILABLE (retry) instead of INVALID_ARGUMENT.
+MAX_MEMORY_LIMIT_MB = 16_384
+
+
 def validate_request(request: executor_pb2.ExecuteRequest) -> None:
     if not request.entry_point.isidentifier():
-        raise InvalidArgument(f"entry_point: must be a Python identifier, got {request.entry_point!r}")
-    if request.timeout_per_test_s < 0 or request.timeout_per_test_s > 60:
+        raise InvalidArgument(f"entry_point: must be a Python identifier, got {shown(request.entry_point)}")
+    # NaN compares false with everything: without isfinite it passed both bounds.
+    if not math.isfinite(request.timeout_per_test_s) or not 0 <= request.timeout_per_test_s <= 60:
         raise InvalidArgument(f"timeout_per_test_s: must be in [0, 60], got {request.timeout_per_test_s}")
-    if request.memory_limit_mb < 0 or (0 < request.memory_limit_mb < 32):
-        raise InvalidArgument(f"memory_limit_mb: must be 0 (default) or >= 32, got {request.memory_limit_mb}")
+    if (
+        request.memory_limit_mb < 0
+        or (0 < request.memory_limit_mb < 32)
+        or (request.memory_limit_mb > MAX_MEMORY_LIMIT_MB)
+    ):
+        raise InvalidArgument(
+            f"memory_limit_mb: must be 0 (default) or in 32..{MAX_MEMORY_LIMIT_MB}, "
+            f"got {request.memory_limit_mb}"
+        )
     for index, test in enumerate(request.tests):
-        try:
-            value = ast.literal_eval(test.args_literal)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raise InvalidArgument(f"tests[{index}].args_literal: not a Python literal") from None
+        value = _literal(f"tests[{index}].args_literal", test.args_literal)
         if not isinstance(value, tuple):
             raise InvalidArgument(f"tests[{index}].args_literal: must be a tuple literal like '(1,)'")
+        if test.expected_literal:  # checked before any candidate runs, not after
+            _literal(f"tests[{index}].expected_literal", test.expected_literal)
+
+
+def _literal(field: str, text: str) -> object:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise InvalidArgument(f"{field}: not a Python literal: {shown(text)}") from None
 
 
 def to_proto(outcome: TestOutcome, expected_literal: str) -> common_pb2.TestOutcome:

@@ -51,7 +51,6 @@ import operator
 import os
 import random
 import re
-import reprlib
 import resource
 import select
 import shutil
@@ -219,24 +218,70 @@ def canonical_digest(value: Any) -> str:
     return sink.digest().hex()[:DIGEST_CHARS]
 
 
-_REPR = reprlib.Repr()
-_REPR.maxlevel = 4
-_REPR.maxstring = 200
-_REPR.maxlong = 200
-_REPR.maxother = 200
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdict = 20
+# The interpreter's own functions, bound when the harness loads (before any candidate runs): a
+# candidate that replaces ``builtins.repr`` or ``len``, or patches reprlib, cannot change how its
+# value is displayed.
+_TRUE_REPR = repr
+_TRUE_LEN = len
+_TRUE_TYPE = type
+_TRUE_LIST = list
+_TRUE_SORTED = sorted
+_JOIN = str.join
+_MAX_REPR_LEVEL = 4
+_MAX_REPR_ITEMS = 20
+_MAX_REPR_STRING = 200
+_SEQUENCE_BRACKETS: dict[type, tuple[str, str]] = {list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}")}
+
+
+def _bounded_repr(value: Any, level: int) -> str:
+    """repr of ``value`` with at most ``_MAX_REPR_ITEMS`` items per container, ``_MAX_REPR_LEVEL``
+    levels and ``_MAX_REPR_STRING`` characters per string (like reprlib, which looks up
+    ``builtins.repr`` at call time)."""
+    kind = _TRUE_TYPE(value)
+    if kind is str or kind is bytes or kind is bytearray:
+        if _TRUE_LEN(value) <= _MAX_REPR_STRING:
+            return _TRUE_REPR(value)
+        return _TRUE_REPR(value[:_MAX_REPR_STRING]) + "..."
+    if kind is dict:
+        if not value:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = [
+            _bounded_repr(k, level - 1) + ": " + _bounded_repr(v, level - 1)
+            for k, v in _TRUE_LIST(value.items())[:_MAX_REPR_ITEMS]
+        ]
+        return "{" + _JOIN(", ", items) + (", ..." if _TRUE_LEN(value) > _MAX_REPR_ITEMS else "") + "}"
+    if kind in _SEQUENCE_BRACKETS or kind is frozenset:
+        if not value:
+            return {list: "[]", tuple: "()", set: "set()", frozenset: "frozenset()"}[kind]
+        opening, closing = _SEQUENCE_BRACKETS.get(kind, ("frozenset({", "})"))
+        if level <= 0:
+            return opening + "..." + closing
+        members = _TRUE_LIST(value)[:_MAX_REPR_ITEMS]
+        if kind is set or kind is frozenset:
+            with contextlib.suppress(TypeError):
+                members = _TRUE_SORTED(members)  # reprlib's order: stable output for a set
+        items = [_bounded_repr(v, level - 1) for v in members]
+        more = (
+            ", ..."
+            if _TRUE_LEN(value) > _MAX_REPR_ITEMS
+            else ("," if kind is tuple and _TRUE_LEN(items) == 1 else "")
+        )
+        return opening + _JOIN(", ", items) + more + closing
+    return _TRUE_REPR(value)  # numbers, None, and objects with their own __repr__
 
 
 def value_repr(value: Any, limit: int = 200) -> str:
     """A repr of ``value`` that never raises, never builds a huge string, and is at most ``limit`` chars."""
     try:
-        text = _REPR.repr(value)
-        if type(text) is not str:
+        text = _bounded_repr(value, _MAX_REPR_LEVEL)
+        if _TRUE_TYPE(text) is not str:
             text = "<repr returned non-str>"
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError):
             raise
-        text = f"<{type(value).__name__} repr failed: {type(exc).__name__}>"
+        text = f"<{_TRUE_TYPE(value).__name__} repr failed: {_TRUE_TYPE(exc).__name__}>"
     if len(text) > limit:
         text = text[: max(0, limit - 3)] + "..."
     return text

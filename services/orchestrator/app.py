@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 import nats
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import ObjectNotFoundError
@@ -44,6 +44,7 @@ from ucoder_common.pb import (
 )
 from ucoder_common.phases import TERMINAL_PHASES
 from ucoder_common.service import GrpcBinding, ServiceParts
+from ucoder_common.validation import check_id, id_problem, shown
 
 log = logging.getLogger(__name__)
 
@@ -432,13 +433,6 @@ class Orchestrator:
 
     async def get_report(self, iteration_id: str) -> orchestrator_pb2.IterationReport:
         """GetReport: the stored report, else one built now (a running iteration's says so)."""
-        if not iteration_id:
-            raise InvalidArgument("iteration_id: must not be empty")
-        if not _valid_id(iteration_id) or len(iteration_id) > MAX_ID_LENGTH:
-            raise InvalidArgument(
-                f"iteration_id: must be at most {MAX_ID_LENGTH} letters, digits, '-' or '_', "
-                f"got {iteration_id!r}"
-            )
         it = await self.get(iteration_id, include_problems=False)
         if it.phase in TERMINAL_PHASES:
             stored = await self._stored_report(iteration_id)
@@ -473,11 +467,9 @@ class Orchestrator:
         return it
 
     async def get(self, iteration_id: str, include_problems: bool) -> orchestrator_pb2.Iteration:
-        if not iteration_id:
-            raise InvalidArgument("iteration_id: must not be empty")
-        it = await self.load(iteration_id) if _valid_id(iteration_id) else None
+        it = await self.load(check_id("iteration_id", iteration_id))
         if it is None:
-            raise NotFound(f"iteration_id: no iteration {iteration_id!r}")
+            raise NotFound(f"iteration_id: no iteration {shown(iteration_id)}")
         if include_problems:
             it.problems.extend(await self.problems(it))
         return it
@@ -527,11 +519,21 @@ class Orchestrator:
         response_type = RESULT_TYPES.get(service)
         if response_type is None:
             raise Reject(f"results from an unknown stage {service!r}")
-        response = response_type.FromString(payload)
+        try:
+            response = response_type.FromString(payload)
+        except DecodeError as exc:
+            raise Reject(f"{service} result is not a {response_type.DESCRIPTOR.full_name}: {exc}") from exc
+        # Garbage can never become a valid answer: dead-lettered at once, not retried for minutes.
+        iteration_id = getattr(response, "iteration_id", "")
+        ids = {"iteration_id": iteration_id, "problem_id": getattr(response, "problem_id", None)}
+        for field, value in ids.items():
+            problem = None if value is None else id_problem(value)
+            if problem is not None:
+                raise Reject(f"{service} result's {field}: {problem}")
         async with self.lock:
-            it = await self.load(getattr(response, "iteration_id", ""))
+            it = await self.load(iteration_id)
             if it is None:
-                raise Reject(f"result for an unknown iteration {getattr(response, 'iteration_id', '')!r}")
+                raise Reject(f"result for an unknown iteration {iteration_id!r}")
             if it.phase != orchestrator_pb2.ITERATION_PHASE_RUNNING:
                 return  # cancelled or ended: late answers are dropped on purpose
             if service == "problemgen":
@@ -957,13 +959,6 @@ async def watch_backlog(bus: Bus) -> None:
                 continue  # no consumer before the stage's service first started, or NATS is away
             BACKLOG.labels(stage=stage).set((info.num_pending or 0) + (info.num_ack_pending or 0))
         await asyncio.sleep(BACKLOG_POLL_S)
-
-
-MAX_ID_LENGTH = 128
-
-
-def _valid_id(iteration_id: str) -> bool:
-    return all(ch.isalnum() or ch in "-_" for ch in iteration_id)
 
 
 class ResultsWorker(JetStreamWorker):

@@ -21,6 +21,7 @@ from ucoder_common.pb import (
     sampler_pb2,
     trainer_pb2,
 )
+from ucoder_common.validation import MAX_SAMPLES_PER_PROBLEM, shown
 
 Stage = orchestrator_pb2.Stage
 Phase = orchestrator_pb2.IterationPhase
@@ -37,7 +38,7 @@ STAGES: tuple[int, ...] = (
 # Stages every problem goes through, in order (training and evaluation are per iteration).
 PROBLEM_STAGES: tuple[int, ...] = STAGES[1:5]
 
-LIMITS = {"num_problems": 10_000, "tests_per_problem": 1_000, "samples_per_problem": 1_024}
+LIMITS = {"num_problems": 10_000, "tests_per_problem": 1_000, "samples_per_problem": MAX_SAMPLES_PER_PROBLEM}
 DEFAULT_RHO = 0.8
 DEFAULT_TAU = 2
 DEFAULT_TEMPERATURE = 0.8
@@ -72,6 +73,14 @@ def new_iteration_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False also for a name the OS refuses (too long, a NUL byte) instead of raising."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> orchestrator_pb2.IterationSpec:
     """Check a StartIteration spec and fill in defaults; InvalidArgument names the bad field."""
     for name, limit in LIMITS.items():
@@ -98,14 +107,14 @@ def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> or
         raise InvalidArgument(f"spec.signature_mode: unknown value {spec.signature_mode}")
     if spec.model:
         model = Path(spec.model)
-        if not (model / "config.json").is_file():
+        if not _is_file(model / "config.json"):
             raise InvalidArgument(
-                f"spec.model: no Hugging Face model directory (with config.json) at {spec.model}"
+                f"spec.model: no Hugging Face model directory (with config.json) at {shown(spec.model)}"
             )
         if served_model and model.resolve() != Path(served_model).resolve():
             raise InvalidArgument(
                 f"spec.model: the stack serves {served_model}; "
-                f"start it with --model {spec.model} to use another model"
+                f"start it with --model {shown(spec.model)} to use another model"
             )
     if not 0 <= spec.iterations <= MAX_ITERATIONS:
         raise InvalidArgument(f"spec.iterations: must be in [0, {MAX_ITERATIONS}], got {spec.iterations}")
@@ -119,7 +128,7 @@ def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> or
     sampling = spec.sampling
     if sampling.mode and sampling.mode not in SAMPLING_MODES:
         raise InvalidArgument(
-            f"spec.sampling.mode: must be one of {list(SAMPLING_MODES)}, got {sampling.mode!r}"
+            f"spec.sampling.mode: must be one of {list(SAMPLING_MODES)}, got {shown(sampling.mode)}"
         )
     most = LIMITS["samples_per_problem"]
     if not 0 <= sampling.round_size <= most:
@@ -128,7 +137,7 @@ def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> or
         raise InvalidArgument(f"spec.sampling.risk: must be in [0, 1), got {sampling.risk}")
     if spec.selection_rule and spec.selection_rule not in SELECTION_RULES:
         raise InvalidArgument(
-            f"spec.selection_rule: must be one of {list(SELECTION_RULES)}, got {spec.selection_rule!r}"
+            f"spec.selection_rule: must be one of {list(SELECTION_RULES)}, got {shown(spec.selection_rule)}"
         )
     # Left unset (and the rule empty), the clusterer's configured default applies.
     if spec.HasField("min_confidence") and (

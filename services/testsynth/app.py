@@ -19,6 +19,7 @@ from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import InvalidArgument, rpc
 from ucoder_common.pb import common_pb2, sampler_pb2, testsynth_pb2, testsynth_pb2_grpc
 from ucoder_common.service import GrpcBinding, ServiceParts
+from ucoder_common.validation import shown
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class TestSynthesizer:
         problem = request.problem
         if not problem.entry_point.isidentifier():
             raise InvalidArgument(
-                f"problem.entry_point: must be a Python identifier, got {problem.entry_point!r}"
+                f"problem.entry_point: must be a Python identifier, got {shown(problem.entry_point)}"
             )
         if problem.arity < 1:
             raise InvalidArgument(f"problem.arity: must be >= 1, got {problem.arity}")

@@ -32,6 +32,7 @@ from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import InvalidArgument, NotFound, rpc
 from ucoder_common.pb import common_pb2, trainer_pb2, trainer_pb2_grpc
 from ucoder_common.service import GrpcBinding, ServiceParts
+from ucoder_common.validation import check_id
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class TrainerConfig(ServiceConfig):
 
 def check_train_request(request: trainer_pb2.TrainRequest) -> None:
     """Raise InvalidArgument naming the first field of ``request`` out of range (0 = the default)."""
+    check_id("iteration_id", request.iteration_id, optional=True)
     if not request.examples:
         raise InvalidArgument("examples: must not be empty")
     for index, example in enumerate(request.examples):

@@ -132,6 +132,26 @@ async def test_poison_goes_to_dead_letter_and_answers_with_error(bus: Bus, stage
     assert b"\xff\xff not a proto" in dead
 
 
+async def test_a_job_whose_iteration_id_is_not_an_id_is_dead_lettered_at_once(bus: Bus, stage: str) -> None:
+    # Found from outside: the "has its iteration ended?" KV lookup raised InvalidKeyError on a
+    # non-ASCII id, and the job was retried until max_deliver.
+    calls: list[str] = []
+
+    async def process(req: testsynth_pb2.SynthesizeTestsRequest) -> testsynth_pb2.SynthesizeTestsResponse:
+        calls.append(req.iteration_id)
+        return testsynth_pb2.SynthesizeTestsResponse(problem_id=req.problem.problem_id)
+
+    worker = stage_worker(
+        bus, stage, testsynth_pb2.SynthesizeTestsRequest, testsynth_pb2.SynthesizeTestsResponse, process
+    )
+    await worker.start()
+    await bus.publish(subjects.work_subject(stage), request("p1", iteration_id="é"), msg_id="job-e")
+    dead = await collect(bus, subjects.dlq_subject(stage), 1, timeout_s=5.0)
+    await worker.stop(1.0)
+    assert testsynth_pb2.SynthesizeTestsRequest.FromString(dead[0]).iteration_id == "é"
+    assert calls == []
+
+
 async def test_long_job_is_kept_alive_by_in_progress(bus: Bus, stage: str) -> None:
     calls = 0
 

@@ -403,6 +403,16 @@ async def test_replaced_builtins_do_not_leak(pool: SandboxPool) -> None:
     await assert_serves_clean(pool)
 
 
+async def test_a_replaced_repr_does_not_change_the_reported_value(pool: SandboxPool) -> None:
+    # Found from outside: value_repr went through builtins.repr (reprlib looks it up per call),
+    # so a candidate could choose how its own value is displayed.
+    code = "import builtins\nbuiltins.repr = lambda x: 'forged'\ndef f(x):\n    return [x, 'a', (x,)]\n"
+    out = await run(pool, code, ["(3,)", "(4,)"])
+    assert [o.value_repr for o in out] == ["[3, 'a', (3,)]", "[4, 'a', (4,)]"]
+    assert out[0].value_digest == canonical_digest([3, "a", (3,)])
+    await assert_serves_clean(pool)
+
+
 async def test_monkeypatched_stdlib_does_not_leak(pool: SandboxPool) -> None:
     code = (
         "import collections, json, math\n"

@@ -6,25 +6,40 @@ generation; that is enough to exercise validation, listing, watching and cancell
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
 
-from ucoder_common.localstack import StackPaths, start_stack, stop_stack
-from ucoder_common.pb import orchestrator_pb2, orchestrator_pb2_grpc
+from ucoder_common import subjects
+from ucoder_common.bus import Bus
+from ucoder_common.localstack import StackInfo, StackPaths, start_stack, stop_stack
+from ucoder_common.pb import orchestrator_pb2, orchestrator_pb2_grpc, sampler_pb2
 
 
 @pytest.fixture(scope="module")
-def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[orchestrator_pb2_grpc.OrchestratorServiceStub]:
+def orchestrator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     paths = StackPaths(tmp_path_factory.mktemp("orchestrator-home"))
     info = start_stack(paths, services=("orchestrator",), timeout_s=60)
     try:
-        with grpc.insecure_channel(info.orchestrator_address) as channel:
-            yield orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+        yield info
     finally:
         stop_stack(paths)
+
+
+@pytest.fixture(scope="module")
+def stub(orchestrator_stack: StackInfo) -> Iterator[orchestrator_pb2_grpc.OrchestratorServiceStub]:
+    with grpc.insecure_channel(orchestrator_stack.orchestrator_address) as channel:
+        yield orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+
+
+@pytest.fixture
+def orchestrator_nats(orchestrator_stack: StackInfo) -> str:
+    return orchestrator_stack.nats_url
 
 
 def spec(**overrides: object) -> orchestrator_pb2.IterationSpec:
@@ -161,3 +176,75 @@ def test_start_list_watch_cancel(stub: orchestrator_pb2_grpc.OrchestratorService
         stub.WatchIteration(orchestrator_pb2.WatchIterationRequest(iteration_id=started.iteration_id))
     )
     assert replay[-1].phase == orchestrator_pb2.ITERATION_PHASE_CANCELLED
+
+
+HOSTILE_IDS = ["é", "a.b", "it.>", "x" * 129, "x" * (1 << 20)]
+
+
+@pytest.mark.parametrize("iteration_id", HOSTILE_IDS, ids=["non-ascii", "dot", "wildcard", "129", "1MiB"])
+def test_hostile_iteration_ids_are_invalid_argument(
+    stub: orchestrator_pb2_grpc.OrchestratorServiceStub, iteration_id: str
+) -> None:
+    # Found from outside: a non-ASCII id was a KV InvalidKeyError (INTERNAL); a 1 MiB one echoed
+    # whole into the message reached the client as RESOURCE_EXHAUSTED.
+    calls = (
+        lambda: stub.GetIteration(orchestrator_pb2.GetIterationRequest(iteration_id=iteration_id)),
+        lambda: stub.CancelIteration(orchestrator_pb2.CancelIterationRequest(iteration_id=iteration_id)),
+        lambda: list(stub.WatchIteration(orchestrator_pb2.WatchIterationRequest(iteration_id=iteration_id))),
+        lambda: stub.GetReport(orchestrator_pb2.GetReportRequest(iteration_id=iteration_id)),
+    )
+    for call in calls:
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        details = caught.value.details() or ""
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, details[:200]
+        assert details.startswith("iteration_id: must be at most 128 ASCII letters"), details[:200]
+        assert len(details) < 200
+
+
+@pytest.mark.parametrize("model", ["🦀" * 300, "m" * 5000, "a\0b"], ids=["emoji", "5000", "nul"])
+def test_a_model_path_the_os_refuses_is_invalid_argument(
+    stub: orchestrator_pb2_grpc.OrchestratorServiceStub, model: str
+) -> None:
+    # Found from outside: ENAMETOOLONG from Path.is_file came back as INTERNAL.
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.StartIteration(orchestrator_pb2.StartIterationRequest(spec=spec(model=model)))
+    details = caught.value.details() or ""
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("spec.model: no Hugging Face model directory") and len(details) < 200
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\xff\xff not a proto",
+        sampler_pb2.SampleCandidatesResponse(iteration_id="é", problem_id="p1").SerializeToString(),
+        sampler_pb2.SampleCandidatesResponse(problem_id="p1").SerializeToString(),
+        sampler_pb2.SampleCandidatesResponse(iteration_id="it-1", problem_id="p.*").SerializeToString(),
+    ],
+    ids=["garbage", "non-ascii-iteration", "no-iteration", "wildcard-problem"],
+)
+async def test_garbage_answers_are_dead_lettered_at_once(orchestrator_nats: str, payload: bytes) -> None:
+    # Found from outside: such answers were retried with backoff for ~8.5 minutes (max_deliver 10)
+    # before reaching the dead-letter stream; a work subject's garbage goes there at once.
+    bus = await Bus.connect(orchestrator_nats, name="ucoder-test-garbage")
+    try:
+        marker = uuid.uuid4().hex
+        dlq = await bus.js.pull_subscribe(subjects.dlq_subject("orchestrator"), durable="dlq-" + marker[:8])
+        await bus.js.publish(
+            subjects.result_subject("sampler"), payload, headers={"Nats-Msg-Id": "garbage-" + marker}
+        )
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while True:
+            assert asyncio.get_running_loop().time() < deadline, "not dead-lettered within 10 s"
+            try:
+                msgs = await dlq.fetch(10, timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            for msg in msgs:
+                await msg.ack()
+            if any(msg.data == payload for msg in msgs):
+                break
+        await dlq.unsubscribe()
+    finally:
+        await bus.close()

@@ -347,7 +347,7 @@ async def test_a_three_iteration_run_reports_diversity_consensus_and_warnings(
 
     for args, message in (
         (("report", "20990101-000000-ffffff"), "ucoder: iteration_id: no iteration '20990101-000000-ffffff'"),
-        (("report", "no/such"), "ucoder: iteration_id: must be at most 128 letters, digits, '-' or '_', got"),
+        (("report", "no/such"), "ucoder: iteration_id: must be at most 128 ASCII letters, digits"),
     ):
         failed = ucoder(home, *args)
         assert failed.returncode == 2, failed.stdout + failed.stderr

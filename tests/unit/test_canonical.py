@@ -156,3 +156,19 @@ def test_integrity_check_uses_dict_version_tags_here() -> None:
     before = tag.value
     d["k"] = 1
     assert tag.value != before
+
+
+def test_value_repr_is_bounded_like_reprlib_and_ignores_a_replaced_repr() -> None:
+    import builtins
+
+    for value in ([1, (2,)], (), set(), {3, 1, 2}, frozenset({1}), {"a": [1, (2,)]}, b"ab", "é", 1.5, None):
+        assert value_repr(value) == repr(value)
+    assert value_repr(list(range(30))) == repr(list(range(20)))[:-1] + ", ...]"
+    assert value_repr([[[[[[1]]]]]]) == "[[[[[...]]]]]"
+    assert value_repr("x" * 300).startswith("'" + "x" * 150)
+    original = builtins.repr
+    builtins.repr = lambda value: "forged"
+    try:
+        assert value_repr([3, "a"]) == "[3, 'a']" and value_repr(7) == "7"
+    finally:
+        builtins.repr = original
