@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import InvalidArgument, rpc
 from ucoder_common.pb import common_pb2, problemgen_pb2, problemgen_pb2_grpc, sampler_pb2
 from ucoder_common.service import GrpcBinding, ServiceParts
+from ucoder_common.validation import check_id
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ for _outcome in ("rated", "unrated"):
     RATINGS.labels(outcome=_outcome)
 
 MAX_COUNT = 10_000
+# Upper bounds of a request's settings (0 = the service's own).
+MAX_ROUNDS = 1_000
+MAX_TOKENS = 4_096
 
 
 @dataclass
@@ -190,6 +195,23 @@ def diversity_proto(
     )
 
 
+def check_generate_request(request: problemgen_pb2.GenerateProblemsRequest) -> None:
+    """Raise InvalidArgument naming the first field of ``request`` out of range (0 = the service's)."""
+    if request.count < 1 or request.count > MAX_COUNT:
+        raise InvalidArgument(f"count: must be in 1..{MAX_COUNT}, got {request.count}")
+    check_id("iteration_id", request.iteration_id, optional=True)
+    # Bounded so that one job cannot hold the stage's worker for good (found from outside:
+    # max_rounds 2^31-1 made 98k sampler requests while the next job waited).
+    for name, limit in (("max_rounds", MAX_ROUNDS), ("max_tokens", MAX_TOKENS)):
+        value = getattr(request, name)
+        if not 0 <= value <= limit:
+            raise InvalidArgument(f"{name}: must be in 0..{limit} (0 = the service's), got {value}")
+    if not math.isfinite(request.temperature) or not 0 <= request.temperature <= 2:
+        raise InvalidArgument(
+            f"temperature: must be in [0, 2] (0 = the service's), got {request.temperature}"
+        )
+
+
 class ProblemGenerator:
     def __init__(self, cfg: ProblemGenConfig, bus: Bus) -> None:
         self.cfg = cfg
@@ -334,10 +356,7 @@ class ProblemGenerator:
     async def generate(
         self, request: problemgen_pb2.GenerateProblemsRequest
     ) -> problemgen_pb2.GenerateProblemsResponse:
-        if request.count < 1 or request.count > MAX_COUNT:
-            raise InvalidArgument(f"count: must be in 1..{MAX_COUNT}, got {request.count}")
-        if request.max_rounds < 0 or request.max_tokens < 0 or request.temperature < 0:
-            raise InvalidArgument("max_rounds, max_tokens and temperature: must be >= 0")
+        check_generate_request(request)
         cfg = self.cfg
         temperature = request.temperature or cfg.temperature
         max_tokens = request.max_tokens or cfg.max_tokens

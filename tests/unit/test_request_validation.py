@@ -10,9 +10,17 @@ import pytest
 from services.clusterer.app import ClustererConfig, cluster
 from services.executor.app import MAX_MEMORY_LIMIT_MB, validate_request
 from services.orchestrator.core import validate_spec
+from services.problemgen.app import check_generate_request
 from services.trainer.app import check_train_request
 from ucoder_common.errors import InvalidArgument
-from ucoder_common.pb import clusterer_pb2, common_pb2, executor_pb2, orchestrator_pb2, trainer_pb2
+from ucoder_common.pb import (
+    clusterer_pb2,
+    common_pb2,
+    executor_pb2,
+    orchestrator_pb2,
+    problemgen_pb2,
+    trainer_pb2,
+)
 from ucoder_common.validation import MAX_ID_LENGTH, SHOWN_CHARACTERS, check_id, id_problem, shown
 
 
@@ -124,3 +132,29 @@ def test_train_iteration_id_is_an_id() -> None:
         with pytest.raises(InvalidArgument, match=r"^iteration_id: must be at most"):
             check_train_request(trainer_pb2.TrainRequest(iteration_id=bad, examples=[example]))
     check_train_request(trainer_pb2.TrainRequest(examples=[example]))  # a Train call outside an iteration
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"max_rounds": 2**31 - 1}, r"^max_rounds: must be in 0\.\.1000"),
+        ({"max_rounds": -1}, r"^max_rounds: must be in 0\.\.1000"),
+        ({"max_tokens": 10**6}, r"^max_tokens: must be in 0\.\.4096"),
+        ({"temperature": math.nan}, r"^temperature: must be in \[0, 2\]"),
+        ({"temperature": math.inf}, r"^temperature: must be in \[0, 2\]"),
+        ({"count": 0}, r"^count: must be in 1\.\."),
+        ({"iteration_id": "é"}, r"^iteration_id: must be at most"),
+    ],
+)
+def test_problem_generation_bounds(fields: dict[str, object], message: str) -> None:
+    # Found from outside: max_rounds 2^31-1 held the only problemgen worker (98k sampler requests).
+    request = problemgen_pb2.GenerateProblemsRequest(**{"iteration_id": "it-1", "count": 3, **fields})  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match=message):
+        check_generate_request(request)
+
+
+def test_sane_problem_generation_passes() -> None:
+    check_generate_request(problemgen_pb2.GenerateProblemsRequest(iteration_id="it-1", count=3))
+    check_generate_request(
+        problemgen_pb2.GenerateProblemsRequest(count=3, max_rounds=1000, max_tokens=4096, temperature=2.0)
+    )
