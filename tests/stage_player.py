@@ -18,6 +18,13 @@ from ucoder_common import subjects
 from ucoder_common.bus import Bus
 from ucoder_common.localstack import StackInfo, StackPaths, start_stack, stop_stack
 
+PLAYED_ENV = {
+    "UCODER_EXECUTOR_TIMEOUT_PER_TEST_S": "1.0",
+    # The played candidates make small clusters that the calibrated confidence threshold
+    # (0.95) would withhold; these tests are about the pipeline, not about abstention.
+    "UCODER_CLUSTERER_DEFAULT_MIN_CONFIDENCE": "0",
+}
+
 
 @contextmanager
 def played_stack(home: Path) -> Iterator[StackInfo]:
@@ -27,12 +34,7 @@ def played_stack(home: Path) -> Iterator[StackInfo]:
     info = start_stack(
         paths,
         services=("orchestrator", "executor", "clusterer"),
-        extra_env={
-            "UCODER_EXECUTOR_TIMEOUT_PER_TEST_S": "1.0",
-            # The played candidates make small clusters that the calibrated confidence threshold
-            # (0.95) would withhold; these tests are about the pipeline, not about abstention.
-            "UCODER_CLUSTERER_DEFAULT_MIN_CONFIDENCE": "0",
-        },
+        extra_env=PLAYED_ENV,
         timeout_s=120,
     )
     try:

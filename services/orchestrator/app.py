@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +144,11 @@ class OrchestratorConfig(ServiceConfig):
     eval_generate_timeout_s: float = setting(900.0, "Longest wait for one HumanEval generation.")
 
 
+# Testing only: the orchestrator SIGKILLs itself after this many answers' problem writes, between
+# a problem's KV write and its iteration's (0 or unset = never). Not a setting: no deployment wants it.
+FAULT_KILL_ENV = "UCODER_FAULT_KILL_AFTER_PROBLEM_WRITES"
+
+
 def problem_key(iteration_id: str, problem_id: str) -> str:
     return f"pr.{iteration_id}.{problem_id}"
 
@@ -184,6 +191,16 @@ class Orchestrator:
         self._evaluations: dict[str, asyncio.Task[None]] = {}  # iteration id -> its evaluation stage
         # Running iteration id -> its stages already measured (stage metrics are recorded once).
         self._measured: dict[str, set[int]] = {}
+        # A fault point for the fault tests (tests/integration/test_orchestrator_faults.py).
+        self._kill_after_problem_writes = int(os.environ.get(FAULT_KILL_ENV, "0") or 0)
+        self._problem_writes = 0
+
+    def _after_problem_write(self) -> None:
+        """SIGKILL this process after the Nth answer's problem write, before the iteration's
+        (when FAULT_KILL_ENV says so): the moment at which two KV writes are half done."""
+        self._problem_writes += 1
+        if self._problem_writes == self._kill_after_problem_writes:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -593,7 +610,15 @@ class Orchestrator:
         if ps is None:
             raise Reject(f"{service} result for an unknown problem {problem_id!r}")
         if ps.error or ps.stage_done >= stage or core.stale_answer(ps, response):
-            await self.dispatch_problem(it, ps)  # already applied
+            # Already applied: a redelivery. If the orchestrator stopped between this problem's
+            # write and the iteration's, the summary missed it; the problems' state is the truth.
+            problems = await self.problems(it)
+            if core.derive_totals(it, problems):
+                log.warning("iteration totals re-derived", extra={"iteration_id": it.iteration_id})
+                await self.save(it)
+                await self.emit(it, stage)
+            await self.dispatch_problem(it, ps)
+            await self.maybe_train(it, problems)
             return
         error = getattr(response, "error", "")
         if not error:
@@ -601,7 +626,8 @@ class Orchestrator:
         if error:
             ps.error = f"{core.stage_name(stage)}: {error}"
             # After the first round, sampling and execution were counted done already.
-            core.fail_problem_from(it, stage if ps.rounds == 0 else orchestrator_pb2.STAGE_CLUSTERING)
+            ps.failed_from = stage if ps.rounds == 0 else orchestrator_pb2.STAGE_CLUSTERING  # type: ignore[assignment]
+            core.fail_problem_from(it, ps.failed_from)
             PROBLEMS.labels(outcome="failed").inc()
             log.warning(
                 "problem failed",
@@ -619,6 +645,7 @@ class Orchestrator:
                 core.mark_progress(it, stage, done=1)
                 core.mark_started(it, core.next_problem_stage(stage))
         await self.save_problem(it.iteration_id, ps)
+        self._after_problem_write()
         await self.save(it)
         await self.emit(it, stage)
         await self.dispatch_problem(it, ps)
@@ -632,13 +659,16 @@ class Orchestrator:
         if isinstance(response, testsynth_pb2.SynthesizeTestsResponse):
             for reason, rejected in response.rejected_by_reason.items():
                 it.tests_rejected[reason] += rejected
+                ps.tests_rejected[reason] += rejected
             for repair, repaired in response.repaired.items():
                 it.tests_repaired[repair] += repaired
+                ps.tests_repaired[repair] += repaired
             if not response.tests:
                 return f"no valid test input among {response.generated} written"
             ps.tests.extend(response.tests)
             it.tests_kept += len(response.tests)
             it.tests_mutated += response.mutated
+            ps.tests_mutated += response.mutated
             TESTS.inc(len(response.tests))
         elif isinstance(response, sampler_pb2.SampleCandidatesResponse):
             if not response.candidates:
@@ -942,6 +972,10 @@ class Orchestrator:
             self._measured[it.iteration_id] = set(core.finished_stages(it))
             log.info("resuming iteration", extra={"iteration_id": it.iteration_id})
             async with self.lock:
+                # The previous process may have stopped between a problem's write and the summary's.
+                if it.problem_ids and core.derive_totals(it, await self.problems(it)):
+                    log.warning("iteration totals re-derived", extra={"iteration_id": it.iteration_id})
+                    await self.save(it)
                 await self.dispatch(it)
 
 

@@ -298,6 +298,61 @@ def fail_problem_from(it: orchestrator_pb2.Iteration, stage: int) -> None:
         mark_progress(it, later, failed=1)
 
 
+def _position(stage: int) -> int:
+    """A stage's place in the pipeline (-1 for none, e.g. STAGE_UNSPECIFIED)."""
+    return STAGES.index(stage) if stage in STAGES else -1
+
+
+def problem_counted_failed(ps: orchestrator_pb2.ProblemState, stage: int) -> bool:
+    """Whether ``ps`` counts as failed in problem stage ``stage`` (failed there or earlier)."""
+    return bool(ps.error) and 0 <= _position(ps.failed_from) <= _position(stage)
+
+
+def problem_counted_done(ps: orchestrator_pb2.ProblemState, stage: int) -> bool:
+    """Whether ``ps`` counts as done in problem stage ``stage`` (the state machine's rule: tests,
+    sampling and execution are counted in the first round, clustering when its decision is final)."""
+    if problem_counted_failed(ps, stage):
+        return False
+    if stage == orchestrator_pb2.STAGE_CLUSTERING:
+        return ps.stage_done == orchestrator_pb2.STAGE_CLUSTERING
+    return ps.rounds >= 1 or _position(ps.stage_done) >= _position(stage)
+
+
+def derive_totals(it: orchestrator_pb2.Iteration, problems: list[orchestrator_pb2.ProblemState]) -> bool:
+    """Set ``it``'s totals over problems and its problem stages' done and failed counts from the
+    problems' own state; True when any of them changed.
+
+    A problem's state and the iteration's are two KV writes: an orchestrator killed between them
+    left the totals short for good, since the redelivered answer counts as applied. The problems'
+    state is the truth; this makes the summary agree with it again (on a redelivery and after a
+    restart). Stamps a stage finished that now is.
+    """
+    before = it.SerializeToString(deterministic=True)
+    it.tests_kept = sum(len(p.tests) for p in problems)
+    it.tests_mutated = sum(p.tests_mutated for p in problems)
+    it.candidates = sum(len(p.candidates) for p in problems)
+    it.executions = sum(len(r.outcomes) for p in problems for r in p.results)
+    it.tests_likely_invalid = sum(len(p.likely_invalid_tests) for p in problems)
+    it.selected = sum(
+        1 for p in problems if p.stage_done == orchestrator_pb2.STAGE_CLUSTERING and p.selection.selected
+    )
+    for name in ("tests_rejected", "tests_repaired"):
+        summed: dict[str, int] = {}
+        for p in problems:
+            for key, count in getattr(p, name).items():
+                summed[key] = summed.get(key, 0) + count
+        field = getattr(it, name)
+        field.clear()
+        field.update(summed)
+    for stage in PROBLEM_STAGES:
+        entry = stats(it, stage)
+        entry.done = sum(1 for p in problems if problem_counted_done(p, stage))
+        entry.failed = sum(1 for p in problems if problem_counted_failed(p, stage))
+        if entry.total and entry.done + entry.failed >= entry.total and not entry.finished_unix_ms:
+            entry.finished_unix_ms = now_ms()
+    return it.SerializeToString(deterministic=True) != before
+
+
 def next_problem_stage(stage_done: int) -> int | None:
     """The stage a problem goes to after finishing `stage_done` (None after clustering)."""
     if stage_done == orchestrator_pb2.STAGE_PROBLEMS:

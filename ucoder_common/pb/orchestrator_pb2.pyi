@@ -123,7 +123,21 @@ class EvalResult(_message.Message):
     def __init__(self, model_version: _Optional[int] = ..., pass_at_1: _Optional[float] = ..., pass_at_k: _Optional[_Mapping[int, float]] = ..., num_problems: _Optional[int] = ..., num_samples: _Optional[int] = ..., seconds: _Optional[float] = ..., finished_unix_ms: _Optional[int] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ...) -> None: ...
 
 class ProblemState(_message.Message):
-    __slots__ = ("problem", "stage_done", "error", "tests", "candidates", "results", "selection", "sampler_adapter", "rounds", "round_size", "sampling_reason", "p_change", "likely_invalid_tests")
+    __slots__ = ("problem", "stage_done", "error", "tests", "candidates", "results", "selection", "sampler_adapter", "rounds", "round_size", "sampling_reason", "p_change", "likely_invalid_tests", "tests_rejected", "tests_repaired", "tests_mutated", "failed_from")
+    class TestsRejectedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class TestsRepairedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     STAGE_DONE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +151,10 @@ class ProblemState(_message.Message):
     SAMPLING_REASON_FIELD_NUMBER: _ClassVar[int]
     P_CHANGE_FIELD_NUMBER: _ClassVar[int]
     LIKELY_INVALID_TESTS_FIELD_NUMBER: _ClassVar[int]
+    TESTS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    TESTS_REPAIRED_FIELD_NUMBER: _ClassVar[int]
+    TESTS_MUTATED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FROM_FIELD_NUMBER: _ClassVar[int]
     problem: _common_pb2.Problem
     stage_done: Stage
     error: str
@@ -150,7 +168,11 @@ class ProblemState(_message.Message):
     sampling_reason: str
     p_change: float
     likely_invalid_tests: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., stage_done: _Optional[_Union[Stage, str]] = ..., error: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[_common_pb2.CandidateResult, _Mapping]]] = ..., selection: _Optional[_Union[_common_pb2.Selection, _Mapping]] = ..., sampler_adapter: _Optional[str] = ..., rounds: _Optional[int] = ..., round_size: _Optional[int] = ..., sampling_reason: _Optional[str] = ..., p_change: _Optional[float] = ..., likely_invalid_tests: _Optional[_Iterable[str]] = ...) -> None: ...
+    tests_rejected: _containers.ScalarMap[str, int]
+    tests_repaired: _containers.ScalarMap[str, int]
+    tests_mutated: int
+    failed_from: Stage
+    def __init__(self, problem: _Optional[_Union[_common_pb2.Problem, _Mapping]] = ..., stage_done: _Optional[_Union[Stage, str]] = ..., error: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[_common_pb2.TestCase, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[_common_pb2.CandidateResult, _Mapping]]] = ..., selection: _Optional[_Union[_common_pb2.Selection, _Mapping]] = ..., sampler_adapter: _Optional[str] = ..., rounds: _Optional[int] = ..., round_size: _Optional[int] = ..., sampling_reason: _Optional[str] = ..., p_change: _Optional[float] = ..., likely_invalid_tests: _Optional[_Iterable[str]] = ..., tests_rejected: _Optional[_Mapping[str, int]] = ..., tests_repaired: _Optional[_Mapping[str, int]] = ..., tests_mutated: _Optional[int] = ..., failed_from: _Optional[_Union[Stage, str]] = ...) -> None: ...
 
 class StageStats(_message.Message):
     __slots__ = ("stage", "done", "total", "failed", "started_unix_ms", "finished_unix_ms")
