@@ -248,7 +248,7 @@ def cmd_up(args: argparse.Namespace, console: Console) -> int:
             info = start()
     else:
         info = start()
-    console.print(f"[green]stack up[/green]: nats {info.nats_url}, logs in {paths.logs}")
+    console.print(f"[green]stack up[/green]: nats {info.nats_address}, logs in {paths.logs}")
     if info.orchestrator_address:
         console.print(f"orchestrator: {info.orchestrator_address}  (next: `ucoder iterate`)")
     return 0

@@ -71,8 +71,9 @@ class Bus:
         self._objects: ObjectStore | None = None
 
     @classmethod
-    async def connect(cls, url: str, name: str, connect_timeout_s: float = 5.0) -> Bus:
-        """Connect, retrying the first connection for up to `connect_timeout_s`."""
+    async def connect(cls, url: str, name: str, connect_timeout_s: float = 5.0, token: str = "") -> Bus:
+        """Connect, retrying the first connection for up to `connect_timeout_s`; ``token`` is the
+        server's token when it requires one (a URL may carry it too: ``nats://TOKEN@host:port``)."""
         deadline = time.monotonic() + connect_timeout_s
         while True:
             try:
@@ -83,6 +84,7 @@ class Bus:
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
                     allow_reconnect=True,
+                    token=token or None,
                 )
                 break
             except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError):

@@ -35,6 +35,11 @@ class ServiceConfig:
     """Settings every service shares."""
 
     nats_url: str = setting("nats://127.0.0.1:4222", "NATS server URL (JetStream enabled).")
+    nats_token: str = setting(
+        "",
+        "Token the NATS server requires (empty = none). The local stack generates one and passes it "
+        "in the environment (UCODER_NATS_TOKEN), never on a command line.",
+    )
     grpc_host: str = setting("127.0.0.1", "Address the gRPC server binds to.")
     grpc_port: int = setting(0, "gRPC port; 0 picks a free one (see --ready-file).")
     metrics_port: int = setting(0, "Prometheus /metrics port; 0 picks a free one, -1 disables it.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -149,10 +150,20 @@ class StackInfo:
     model: str
     nats: ProcessInfo
     services: dict[str, ProcessInfo] = field(default_factory=dict)
+    # The token nats-server requires of every client (empty: a stack started before it had one).
+    nats_token: str = ""
+
+    @property
+    def nats_address(self) -> str:
+        """The NATS URL without its credential (to show)."""
+        return f"nats://127.0.0.1:{self.nats.grpc_port}"
 
     @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats.grpc_port}"
+        """The NATS URL a client connects with: the token rides in it (``nats://TOKEN@host:port``)."""
+        if not self.nats_token:
+            return self.nats_address
+        return f"nats://{self.nats_token}@127.0.0.1:{self.nats.grpc_port}"
 
     @property
     def orchestrator_address(self) -> str:
@@ -183,7 +194,8 @@ class StackInfo:
             "started_unix": self.started_unix,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_unix)),
             "model": self.model,
-            "nats_url": self.nats_url,
+            "nats_url": self.nats_address,
+            "nats_token": self.nats_token,
             "nats": self.nats.to_json(),
             "services": {name: proc.to_json() for name, proc in self.services.items()},
         }
@@ -196,6 +208,7 @@ class StackInfo:
             model=str(raw.get("model", "")),
             nats=ProcessInfo.from_json(NATS, raw["nats"]),
             services={name: ProcessInfo.from_json(name, p) for name, p in raw.get("services", {}).items()},
+            nats_token=str(raw.get("nats_token", "")),
         )
 
 
@@ -331,8 +344,16 @@ def read_stack(paths: StackPaths) -> StackInfo | None:
 def _write_stack(paths: StackPaths, info: StackInfo) -> None:
     paths.home.mkdir(parents=True, exist_ok=True)
     tmp = paths.stack_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info.to_json(), indent=2) + "\n")
+    _write_private(tmp, json.dumps(info.to_json(), indent=2) + "\n")  # it holds the NATS token
     os.replace(tmp, paths.stack_file)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by this user alone (created 0600, not chmod-ed after)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 # ---------------------------------------------------------------------------- start / stop
@@ -348,12 +369,13 @@ def service_command(
     module: str | None = None,
 ) -> list[str]:
     """The command line that starts one service of the stack."""
+    # The URL without a credential: a token goes in the environment (UCODER_NATS_TOKEN).
     cmd = [
         sys.executable,
         "-m",
         module or f"services.{name}",
         "--nats-url",
-        nats_url,
+        _without_credential(nats_url),
         "--grpc-port",
         str(grpc_port),
         "--metrics-port",
@@ -366,6 +388,12 @@ def service_command(
     if model and name in MODEL_SERVICES:
         cmd += ["--model", model]
     return cmd
+
+
+def _without_credential(url: str) -> str:
+    """``nats://TOKEN@host:port`` -> ``nats://host:port``."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else url
 
 
 def _popen(cmd: Sequence[str], log_path: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -406,11 +434,17 @@ def _exited_error(name: str, code: int | None, log: Path) -> StackError:
 NATS_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 
 
-def _start_nats(paths: StackPaths, env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], int, int]:
+def _start_nats(
+    paths: StackPaths, env: Mapping[str, str], token: str
+) -> tuple[subprocess.Popen[bytes], int, int]:
     port, monitor = free_ports(2)
     paths.nats_store.mkdir(parents=True, exist_ok=True)
     config = paths.home / "nats.conf"
-    config.write_text(f"max_payload: {NATS_MAX_PAYLOAD_BYTES}\n")
+    # Every client must present the token: another local user's process cannot read the stack's
+    # files (0600), so it can neither publish forged answers nor start, cancel or read work.
+    _write_private(
+        config, f"max_payload: {NATS_MAX_PAYLOAD_BYTES}\nauthorization {{\n  token: {json.dumps(token)}\n}}\n"
+    )
     cmd = [
         nats_server_binary(),
         "-c",
@@ -467,7 +501,9 @@ def start_stack(
         raise StackError("'nats' is started by the stack itself, not a service name")
 
     notify = on_status or (lambda _name, _state: None)
-    env = {**os.environ, **(extra_env or {})}
+    token = secrets.token_urlsafe(24)
+    # The services read the token from their environment (a command line is visible to every user).
+    env = {**os.environ, **(extra_env or {}), "UCODER_NATS_TOKEN": token}
     paths.home.mkdir(parents=True, exist_ok=True)
     paths.logs.mkdir(parents=True, exist_ok=True)
     paths.run.mkdir(parents=True, exist_ok=True)
@@ -476,12 +512,13 @@ def start_stack(
 
     started = time.time()
     deadline = time.monotonic() + timeout_s
-    nats_proc, nats_port, monitor_port = _start_nats(paths, env)
+    nats_proc, nats_port, monitor_port = _start_nats(paths, env, token)
     info = StackInfo(
         home=str(paths.home),
         started_unix=started,
         model=model,
         nats=_process_info(NATS, nats_proc, nats_port, monitor_port, paths.log_file(NATS)),
+        nats_token=token,
     )
     _write_stack(paths, info)
     notify(NATS, "starting")

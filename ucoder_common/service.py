@@ -100,7 +100,7 @@ async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitab
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    bus = await Bus.connect(cfg.nats_url, name=f"ucoder-{name}")
+    bus = await Bus.connect(cfg.nats_url, name=f"ucoder-{name}", token=cfg.nats_token)
     parts = await build(cfg, bus)
     health = HealthServicer()
     names = [b.full_name for b in parts.bindings]

@@ -248,3 +248,36 @@ async def test_garbage_answers_are_dead_lettered_at_once(orchestrator_nats: str,
         await dlq.unsubscribe()
     finally:
         await bus.close()
+
+
+async def test_the_local_nats_refuses_a_client_without_the_stack_token(orchestrator_stack: StackInfo) -> None:
+    # Found from outside (issue 15): NATS was open, and a local process's forged sampler answer
+    # became the selected training example.
+    info = orchestrator_stack
+    assert info.nats_token and info.nats_token in info.nats_url
+    assert info.nats_token not in info.nats_address
+    forged = sampler_pb2.SampleCandidatesResponse(iteration_id="it-1", problem_id="p1").SerializeToString()
+    errors: list[Exception] = []
+
+    async def record(exc: Exception) -> None:
+        errors.append(exc)
+
+    for url in (info.nats_address, info.nats_url.replace(info.nats_token, "guessed-token")):
+        with pytest.raises(Exception) as caught:  # nats-py raises several types for one refusal
+            nc = await nats.connect(url, allow_reconnect=False, connect_timeout=3, error_cb=record)
+            await nc.publish(subjects.result_subject("sampler"), forged)
+        assert "authorization" in f"{caught.value} {errors}".lower(), (caught.value, errors)
+    bus = await Bus.connect(info.nats_url, name="ucoder-test-token")  # the stack's own clients get in
+    await bus.close()
+
+
+def test_the_token_is_in_no_command_line_and_no_world_readable_file(orchestrator_stack: StackInfo) -> None:
+    info = orchestrator_stack
+    for name in ("orchestrator",):
+        cmdline = Path(f"/proc/{info.services[name].pid}/cmdline").read_bytes()
+        assert info.nats_token.encode() not in cmdline
+    assert info.nats_token.encode() not in Path(f"/proc/{info.nats.pid}/cmdline").read_bytes()
+    home = Path(info.home)
+    for private in (home / "stack.json", home / "nats.conf"):
+        assert info.nats_token in private.read_text()
+        assert private.stat().st_mode & 0o077 == 0, oct(private.stat().st_mode)

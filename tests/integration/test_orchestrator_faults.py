@@ -80,6 +80,7 @@ def restart_orchestrator(paths: StackPaths, info: StackInfo) -> subprocess.Popen
         paths.ready_file("orchestrator"),
     )
     env = {k: v for k, v in os.environ.items() if k != FAULT_KILL_ENV} | PLAYED_ENV
+    env["UCODER_NATS_TOKEN"] = info.nats_token
     with open(paths.log_file("orchestrator"), "ab") as log:
         proc = subprocess.Popen(
             cmd,
