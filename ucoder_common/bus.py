@@ -398,8 +398,10 @@ class StageWorker(JetStreamWorker, Generic[RequestT, ResponseT]):
         # nothing, e.g. the jobs a restarted orchestrator re-dispatched for an iteration that
         # `ucoder iterate --replace` then cancelled.
         iteration_id = getattr(request, "iteration_id", "")
-        if iteration_id and (problem := id_problem(iteration_id)) is not None:
-            raise Reject(f"iteration_id: {problem}")  # not a KV key: it can never be looked up
+        # Every stage job belongs to an iteration: an empty payload decodes as a default job with
+        # none, and an id that is not a KV key can never be looked up; neither is worth running.
+        if "iteration_id" in request.DESCRIPTOR.fields_by_name and (problem := id_problem(iteration_id)):
+            raise Reject(f"iteration_id: {problem}")
         if iteration_id and await self.bus.iteration_ended(iteration_id):
             raise Skip(f"iteration {iteration_id} has ended")
         try:
