@@ -618,7 +618,10 @@ class Orchestrator:
                 await self.save(it)
                 await self.emit(it, stage)
             await self.dispatch_problem(it, ps)
-            await self.maybe_train(it, problems)
+            if not core.stats(it, orchestrator_pb2.STAGE_TRAINING).total:
+                # The last problem's answer may be the one whose summary was lost; once training
+                # has started, its job is out and must not be sent again.
+                await self.maybe_train(it, problems)
             return
         error = getattr(response, "error", "")
         if not error:
