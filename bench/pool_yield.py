@@ -197,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"{name}: done ({time.monotonic() - started:.0f} s this run)")
         rows.append(pool_row(name, VARIANTS[name], iteration, cores))
     report = {"schema": 1, "budget": asdict(budget), "cores": cores, "rows": with_ratios(rows)}
-    render(report, Console())
+    # Wide enough for the whole table when the output is a file or a pipe (rich's default there is 80).
+    render(report, Console(width=None if sys.stdout.isatty() else 160))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1) + "\n")
