@@ -29,13 +29,14 @@ from ucoder_common.evaluation import CandidateRunner, EvalReport, evaluate_compl
 from ucoder_common.executor_client import NatsRunner
 from ucoder_common.humaneval import HUMANEVAL_STOP, HumanEvalProblem, load_problems, truncate_completion
 from ucoder_common.pb import sampler_pb2
+from ucoder_common.validation import MAX_COMPLETION_TOKENS
 
 log = logging.getLogger(__name__)
 
 HUMANEVAL_SIZE = 164
 """Problems in HumanEval."""
 MAX_SAMPLES = 1024  # the sampler's limit on n
-MAX_TOKENS = 4096  # the sampler's limit on max_tokens
+MAX_TOKENS = MAX_COMPLETION_TOKENS  # the sampler's limit on max_tokens
 MAX_TIMEOUT_S = 60.0  # the executor's limit on timeout_per_test_s
 
 GENERATE_ATTEMPTS = 4

@@ -19,6 +19,8 @@ MAX_ID_LENGTH = 128
 # The most candidates one problem may have in an iteration (IterationSpec.samples_per_problem);
 # the clusterer bounds its tau and budget by it too.
 MAX_SAMPLES_PER_PROBLEM = 1_024
+# The most tokens one completion may ask for (the sampler's limit; every max_tokens is bounded by it).
+MAX_COMPLETION_TOKENS = 4_096
 # How much of a bad value an error message quotes.
 SHOWN_CHARACTERS = 40
 

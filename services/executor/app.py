@@ -108,6 +108,11 @@ def record_sandbox_events(events: dict[str, int]) -> None:
             CONFIRM_RUNS.labels(failure=detail if detail in RESTART_REASONS else "other").inc(count)
 
 
+# The most memory one candidate may ask for; beyond it the sandbox cannot start and a request
+# that can never succeed would be answered UNAVAILABLE (retry) instead of INVALID_ARGUMENT.
+MAX_MEMORY_LIMIT_MB = 16_384
+
+
 @dataclass
 class ExecutorConfig(ServiceConfig):
     """Runs candidate solutions on test inputs inside sandboxes."""
@@ -162,17 +167,14 @@ class ExecutorConfig(ServiceConfig):
             raise ConfigError(f"timeout_per_test_s: must be > 0, got {self.timeout_per_test_s}")
         if self.ack_wait_s < 1:
             raise ConfigError(f"ack_wait_s: must be >= 1, got {self.ack_wait_s}")
-        if self.memory_limit_mb < 32:
-            raise ConfigError(f"memory_limit_mb: must be >= 32, got {self.memory_limit_mb}")
+        if not 32 <= self.memory_limit_mb <= MAX_MEMORY_LIMIT_MB:
+            raise ConfigError(
+                f"memory_limit_mb: must be in 32..{MAX_MEMORY_LIMIT_MB}, got {self.memory_limit_mb}"
+            )
 
     @property
     def pool_size(self) -> int:
         return self.sandboxes or os.cpu_count() or 1
-
-
-# The most memory one candidate may ask for; beyond it the sandbox cannot start and a request
-# that can never succeed would be answered UNAVAILABLE (retry) instead of INVALID_ARGUMENT.
-MAX_MEMORY_LIMIT_MB = 16_384
 
 
 def validate_request(request: executor_pb2.ExecuteRequest) -> None:

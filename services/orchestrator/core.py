@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ucoder_common.pb import (
     sampler_pb2,
     trainer_pb2,
 )
-from ucoder_common.validation import MAX_SAMPLES_PER_PROBLEM, shown
+from ucoder_common.validation import MAX_COMPLETION_TOKENS, MAX_SAMPLES_PER_PROBLEM, shown
 
 Stage = orchestrator_pb2.Stage
 Phase = orchestrator_pb2.IterationPhase
@@ -99,8 +100,10 @@ def validate_spec(spec: orchestrator_pb2.IterationSpec, served_model: str) -> or
         )
     if math.isnan(spec.temperature) or not 0.0 <= spec.temperature <= 2.0:
         raise InvalidArgument(f"spec.temperature: must be in [0, 2], got {spec.temperature}")
-    if not 0 <= spec.max_tokens <= 4096:
-        raise InvalidArgument(f"spec.max_tokens: must be in [0, 4096], got {spec.max_tokens}")
+    if not 0 <= spec.max_tokens <= MAX_COMPLETION_TOKENS:
+        raise InvalidArgument(
+            f"spec.max_tokens: must be in [0, {MAX_COMPLETION_TOKENS}], got {spec.max_tokens}"
+        )
     if not 0 <= spec.train_epochs <= 100:
         raise InvalidArgument(f"spec.train_epochs: must be in [0, 100], got {spec.train_epochs}")
     if spec.signature_mode not in common_pb2.SignatureMode.values():
@@ -173,8 +176,10 @@ def validate_eval_spec(spec: orchestrator_pb2.EvalSpec, field: str) -> orchestra
         raise InvalidArgument(f"{field}.samples: must be in [0, {MAX_EVAL_SAMPLES}], got {spec.samples}")
     if math.isnan(spec.temperature) or not 0.0 <= spec.temperature <= 2.0:
         raise InvalidArgument(f"{field}.temperature: must be in [0, 2], got {spec.temperature}")
-    if not 0 <= spec.max_tokens <= 4096:
-        raise InvalidArgument(f"{field}.max_tokens: must be in [0, 4096], got {spec.max_tokens}")
+    if not 0 <= spec.max_tokens <= MAX_COMPLETION_TOKENS:
+        raise InvalidArgument(
+            f"{field}.max_tokens: must be in [0, {MAX_COMPLETION_TOKENS}], got {spec.max_tokens}"
+        )
     samples = spec.samples or 1
     for k in spec.ks:
         if not 1 <= k <= samples:
@@ -337,13 +342,11 @@ def derive_totals(it: orchestrator_pb2.Iteration, problems: list[orchestrator_pb
         1 for p in problems if p.stage_done == orchestrator_pb2.STAGE_CLUSTERING and p.selection.selected
     )
     for name in ("tests_rejected", "tests_repaired"):
-        summed: dict[str, int] = {}
+        summed: Counter[str] = Counter()
         for p in problems:
-            for key, count in getattr(p, name).items():
-                summed[key] = summed.get(key, 0) + count
-        field = getattr(it, name)
-        field.clear()
-        field.update(summed)
+            summed.update(getattr(p, name))
+        getattr(it, name).clear()
+        getattr(it, name).update(summed)
     for stage in PROBLEM_STAGES:
         entry = stats(it, stage)
         entry.done = sum(1 for p in problems if problem_counted_done(p, stage))

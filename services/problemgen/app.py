@@ -27,7 +27,7 @@ from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import InvalidArgument, rpc
 from ucoder_common.pb import common_pb2, problemgen_pb2, problemgen_pb2_grpc, sampler_pb2
 from ucoder_common.service import GrpcBinding, ServiceParts
-from ucoder_common.validation import check_id
+from ucoder_common.validation import MAX_COMPLETION_TOKENS, check_id
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ for _outcome in ("rated", "unrated"):
 MAX_COUNT = 10_000
 # Upper bounds of a request's settings (0 = the service's own).
 MAX_ROUNDS = 1_000
-MAX_TOKENS = 4_096
+MAX_TOKENS = MAX_COMPLETION_TOKENS
 
 
 @dataclass

@@ -28,11 +28,12 @@ from ucoder_common.config import ConfigError, ServiceConfig, setting
 from ucoder_common.errors import FailedPrecondition, InvalidArgument, Unavailable, rpc
 from ucoder_common.pb import common_pb2, sampler_pb2, sampler_pb2_grpc
 from ucoder_common.service import GrpcBinding, ServiceParts
+from ucoder_common.validation import MAX_COMPLETION_TOKENS
 
 log = logging.getLogger(__name__)
 
 MAX_N = 1024
-MAX_TOKENS = 4096
+MAX_TOKENS = MAX_COMPLETION_TOKENS
 
 
 @dataclass
