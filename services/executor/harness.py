@@ -1,7 +1,8 @@
 """Sandbox-side harness: canonical outcome digests, the supervisor and its worker processes.
 
 STDLIB ONLY and self-contained: the host runs this file as a script inside the sandbox
-(``python -u -I harness.py --uid N [--isolated] [--hide PATH]...``), and unit tests import it as
+(``python -u -I harness.py --uid N [--isolated]``; in gVisor and bubblewrap it is ``/ucoder/harness.py``
+of the sandbox's own root, rootfs.py), and unit tests import it as
 ``services.executor.harness`` for :func:`canonical_digest` and :func:`value_repr`.
 
 Processes. The script is the sandbox's *supervisor*: it talks to the host, never runs candidate
@@ -516,14 +517,14 @@ def _make_audit_hook(res_fd: int, workdir: str, reported: set[str], notes: set[s
             if args[0] != getpid():
                 raise denied("os.kill of another process")
         elif event in ("object.__setattr__", "object.__delattr__"):
-            # Classes and functions that are not the candidate's own may not be changed.
+            # A change to a class or function that is not the candidate's own is allowed (the
+            # standard library does it: namedtuple sets its class's __module__ and __new__'s
+            # defaults) but replaces the worker after the candidate, so the next one never sees
+            # it. A class's owner is trusted (changing its __module__ is itself this event); a
+            # function's is not: its __module__ can be rewritten without any event.
             target = args[0]
-            if isinstance(target, type):
-                owner = vars(target).get("__module__")
-            else:
-                owner = getattr(target, "__module__", None) if callable(target) else None
-            if owner != CANDIDATE_MODULE:
-                raise denied(f"{event} on {type(target).__name__}")
+            if not isinstance(target, type) or vars(target).get("__module__") != CANDIDATE_MODULE:
+                touch(event)
         elif event in taint_events:
             touch(event)
 
@@ -1268,19 +1269,16 @@ def _preload() -> None:
             importlib.import_module(name)
 
 
-def _hide(paths: list[str]) -> None:
-    """Inside an isolated sandbox (its own filesystem view): makes paths unreadable to workers and
-    shared scratch directories unwritable, so candidates see neither the project nor each other."""
-    for path in paths:
-        with contextlib.suppress(OSError):
-            os.chmod(path, 0o700)
+def _close_scratch() -> None:
+    """Inside a sandbox (its own root): shared scratch directories become unwritable to workers,
+    so candidates cannot leave files for each other; each worker writes in its own directory."""
     for scratch in ("/tmp", "/var/tmp", "/dev/shm"):
         with contextlib.suppress(OSError):
             os.chmod(scratch, 0o711)
 
 
-def _parse_args(argv: list[str]) -> tuple[bool, int | None, int, int, list[str]]:
-    isolated, uid, recycle_after, memory_mb, hide = False, None, DEFAULT_RECYCLE_AFTER, 512, []
+def _parse_args(argv: list[str]) -> tuple[bool, int | None, int, int]:
+    isolated, uid, recycle_after, memory_mb = False, None, DEFAULT_RECYCLE_AFTER, 512
     it = iter(argv)
     for arg in it:
         if arg == "--isolated":
@@ -1291,24 +1289,22 @@ def _parse_args(argv: list[str]) -> tuple[bool, int | None, int, int, list[str]]
             recycle_after = max(1, int(next(it)))
         elif arg == "--memory-mb":
             memory_mb = int(next(it))
-        elif arg == "--hide":
-            hide.append(next(it))
         else:
             raise SystemExit(f"harness: unknown argument {arg!r}")
-    return isolated, uid, recycle_after, memory_mb, hide
+    return isolated, uid, recycle_after, memory_mb
 
 
 def main(argv: list[str]) -> int:
     global _HARNESS_CODE
-    isolated, uid, recycle_after, memory_mb, hide = _parse_args(argv)
-    with open(__file__, encoding="utf-8") as fh:  # before _hide() may make it unreadable
+    isolated, uid, recycle_after, memory_mb = _parse_args(argv)
+    with open(__file__, encoding="utf-8") as fh:
         _HARNESS_CODE = compile(fh.read(), __file__, "exec")
     root = os.getuid() == 0
     drop_to = (uid if uid is not None else NOBODY) if root else None
     _preload()
     _prctl(PR_SET_DUMPABLE, 0)  # same-uid processes cannot ptrace or read our memory
     if isolated and root:
-        _hide(hide)
+        _close_scratch()
     proto_in = os.dup(0)
     proto_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)

@@ -9,11 +9,10 @@ flight per sandbox, so no sandbox idles for a round trip.
 
 Backends (isolation level is explicit configuration, DESIGN.md section 4):
 
-* ``gvisor``  - ``runsc --root=<tmp> --network=none do -quiet ...``: own kernel, no network,
-  read-only host filesystem with a private overlay, own pid namespace; the harness hides the
-  project, home directories and non-system top-level directories from candidates.
-* ``bwrap``   - bubblewrap: own pid/net/ipc/uts namespaces, read-only ``/``, private ``/tmp``,
-  the same paths hidden under empty tmpfs mounts.
+* ``gvisor``  - ``runsc run`` of an OCI bundle: own kernel, no network, own pid namespace, and a
+  root filesystem of its own (rootfs.py: the interpreter, its standard library read-only and a
+  private tmpfs ``/tmp``; nothing else of the host exists inside).
+* ``bwrap``   - bubblewrap: own pid/net/ipc/uts namespaces and the same root tree through binds.
 * ``process`` - a plain subprocess with per-candidate limits only; for pods that already run under
   ``runtimeClassName: gvisor`` (the service requires ``allow_unsandboxed`` for it).
 
@@ -40,6 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from services.executor.harness import SETUP_SLACK_S, TEST_SLACK_S, canonical_digest
+from services.executor.rootfs import (
+    SANDBOX_CAPABILITIES,
+    RootError,
+    SandboxRoot,
+    build_root,
+    bwrap_args,
+    describe_interpreter,
+    oci_spec,
+)
 
 HARNESS_PATH = Path(__file__).with_name("harness.py")
 STARTUP_TIMEOUT_S = 30.0
@@ -92,82 +100,45 @@ def outcome_passed(outcome: TestOutcome, expected_literal: str) -> bool:
     return canonical_digest(ast.literal_eval(expected_literal)) == outcome.value_digest
 
 
-SYSTEM_DIRS = frozenset(
-    {
-        "bin",
-        "sbin",
-        "lib",
-        "lib32",
-        "lib64",
-        "libx32",
-        "usr",
-        "etc",
-        "proc",
-        "dev",
-        "sys",
-        "tmp",
-        "run",
-        "var",
-    }
-)
-"""Top-level directories candidates may still read; every other one is hidden from them."""
-
-
-def hidden_paths(python: str) -> list[str]:
-    """Host paths a candidate must not see: the project checkout, home directories and every
-    top-level directory outside the system ones (data, workspaces, mounted volumes)."""
-    paths = {str(HARNESS_PATH.parents[2]), os.path.expanduser("~"), str(Path(python).resolve().parent.parent)}
-    with contextlib.suppress(OSError):
-        paths.update(os.path.join("/", name) for name in os.listdir("/") if name not in SYSTEM_DIRS)
-    return sorted(p for p in paths if p not in ("/", "") and os.path.isdir(p) and not os.path.islink(p))
-
-
-def _command(backend: Backend, python: str, state_dir: str, slot: Slot) -> list[str]:
-    harness = [python, "-u", "-I", str(HARNESS_PATH), *slot.args()]
+def _command(
+    backend: Backend, python: str, root: SandboxRoot | None, sandbox_dir: str, slot: Slot
+) -> list[str]:
+    """The host command that starts one sandbox; ``sandbox_dir`` is the sandbox's own host
+    directory (runsc's state and bundle live in it)."""
+    if backend is Backend.PROCESS or root is None:
+        return [python, "-u", "-I", str(HARNESS_PATH), *slot.args()]
+    harness = root.command([*slot.args(), "--isolated"])
     if backend is Backend.GVISOR:
         runsc = shutil.which("runsc")
         if runsc is None:
             raise SandboxError("backend gvisor: runsc not found on PATH")
-        # The sandbox sees the host filesystem read-only through a private overlay; the harness
-        # (root inside) hides the paths below from candidates by changing modes in that overlay.
-        hide = [a for path in hidden_paths(python) for a in ("--hide", path)]
-        return [runsc, f"--root={state_dir}", "--network=none", "do", "-quiet", *harness, "--isolated", *hide]
-    if backend is Backend.BWRAP:
-        bwrap = shutil.which("bwrap")
-        if bwrap is None:
-            raise SandboxError("backend bwrap: bwrap not found on PATH")
-        if os.getuid() == 0:
-            # As root, skip the user namespace so the harness can still drop candidates to their uid.
-            ns = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-            ns += [
-                a
-                for cap in (
-                    "CAP_SETUID",
-                    "CAP_SETGID",
-                    "CAP_CHOWN",
-                    "CAP_KILL",
-                    "CAP_FOWNER",
-                    "CAP_DAC_OVERRIDE",
-                )
-                for a in ("--cap-add", cap)
-            ]
-        else:
-            ns = ["--unshare-all"]
-        fs = ["--ro-bind", "/", "/", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
-        # Hidden paths become empty tmpfs mounts; what the harness needs from them (the
-        # interpreter, the harness file) is bound back read-only.
-        for path in hidden_paths(python):
-            fs += ["--tmpfs", path]
-        needed = {
-            Path(python).resolve().parent.parent,
-            Path(sys.prefix),
-            Path(sys.base_prefix),
-            HARNESS_PATH.parent,
-        }
-        for kept in sorted(needed):
-            fs += ["--ro-bind", str(kept), str(kept)]
-        return [bwrap, *ns, "--die-with-parent", "--new-session", *fs, *harness, "--isolated"]
-    return harness
+        state_dir = os.path.join(sandbox_dir, "state")
+        bundle_dir = os.path.join(sandbox_dir, "bundle")
+        os.mkdir(state_dir, 0o700)
+        os.mkdir(bundle_dir, 0o700)
+        with open(os.path.join(bundle_dir, "config.json"), "w", encoding="utf-8") as fh:
+            json.dump(oci_spec(root, harness), fh)
+        # cgroups are not needed: the harness limits each worker with rlimits.
+        return [
+            runsc,
+            f"--root={state_dir}",
+            "--network=none",
+            "--ignore-cgroups",
+            "run",
+            f"--bundle={bundle_dir}",
+            # The id names the sandbox's control socket, which is host-wide: one per sandbox.
+            f"ucoder-{os.getpid()}-{os.path.basename(sandbox_dir)}",
+        ]
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxError("backend bwrap: bwrap not found on PATH")
+    if os.getuid() == 0:
+        # As root, skip the user namespace so the harness can still drop candidates to their uid.
+        ns = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        ns += [a for cap in SANDBOX_CAPABILITIES for a in ("--cap-add", cap)]
+    else:
+        ns = ["--unshare-all"]
+    return [bwrap, *ns, "--die-with-parent", "--new-session", "--clearenv", *bwrap_args(root), *harness]
 
 
 @dataclass(frozen=True)
@@ -190,9 +161,13 @@ class Slot:
 class _Sandbox:
     """One long-lived harness process."""
 
-    def __init__(self, backend: Backend, python: str, slot: Slot, on_events: EventSink) -> None:
+    def __init__(
+        self, backend: Backend, python: str, slot: Slot, on_events: EventSink, root: SandboxRoot | None
+    ) -> None:
         self.backend = backend
         self.python = python
+        self.root = root
+        """The pool's root filesystem (gvisor, bwrap); None for the process backend."""
         self.slot = slot
         self.on_events = on_events
         self.proc: asyncio.subprocess.Process | None = None
@@ -235,9 +210,10 @@ class _Sandbox:
         await self.kill()
         self._tmp = tempfile.mkdtemp(prefix=f"ucoder-sbx-{self.backend}-")
         os.chmod(self._tmp, 0o711)  # workers (another uid) traverse it to reach their own dirs
-        state_dir = os.path.join(self._tmp, "state")
-        os.mkdir(state_dir, 0o700)
-        cmd = _command(self.backend, self.python, state_dir, self.slot)
+        try:
+            cmd = _command(self.backend, self.python, self.root, self._tmp, self.slot)
+        except OSError as exc:
+            raise SandboxError(f"backend {self.backend}: cannot prepare {self._tmp}: {exc}") from exc
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TMPDIR": self._tmp}
         self.runs = 0
         self._stderr.clear()
@@ -415,6 +391,10 @@ PIPELINE_DEPTH = 2
 PROBE_CODE = "def probe(a, b):\n    return a + b\n"
 
 
+def _prepare_root(python: str) -> SandboxRoot:
+    return build_root(describe_interpreter(python), HARNESS_PATH)
+
+
 class SandboxPool:
     """``size`` long-lived sandboxes of one backend; ``run`` executes one candidate on a free one."""
 
@@ -452,6 +432,8 @@ class SandboxPool:
         self._idle: asyncio.Queue[_Sandbox] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.root: SandboxRoot | None = None
+        """The root filesystem every sandbox of the pool uses as ``/`` (rootfs.py); built by start()."""
 
     def _on_events(self, events: dict[str, int]) -> None:
         self.events.update(events)
@@ -460,6 +442,11 @@ class SandboxPool:
 
     async def start(self) -> None:
         """Starts ``size`` sandboxes; raises SandboxError if the backend cannot start."""
+        if self.backend is not Backend.PROCESS and self.root is None:
+            try:
+                self.root = await asyncio.to_thread(_prepare_root, self.python)
+            except RootError as exc:
+                raise SandboxError(f"backend {self.backend}: {exc}") from exc
         self._all = [
             _Sandbox(
                 self.backend,
@@ -468,6 +455,7 @@ class SandboxPool:
                 # where there is no pid namespace between them (the process backend).
                 Slot(self.uid_base + index, self.recycle_after, self.default_memory_mb),
                 self._on_events,
+                self.root,
             )
             for index in range(self.size)
         ]
@@ -626,6 +614,9 @@ class SandboxPool:
         # Restarts in flight finish (bounded by STARTUP_TIMEOUT_S) so no half-started sandbox leaks.
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(sb.stop() for sb in self._all), return_exceptions=True)
+        if self.root is not None:
+            self.root.remove()
+            self.root = None
 
     async def __aenter__(self) -> SandboxPool:
         await self.start()

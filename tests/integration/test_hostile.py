@@ -7,9 +7,13 @@ leaves behind (patched modules, threads, files, signal handlers, alarms) would s
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import secrets
+import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from typing import Any
 import pytest
 
 from services.executor.harness import canonical_digest
+from services.executor.rootfs import HARNESS_IN_ROOT
 from services.executor.sandbox import Backend, SandboxError, SandboxPool, TestOutcome
 from tests.conftest import NatsServer
 
@@ -278,6 +283,130 @@ async def test_host_files_are_out_of_reach(pool: SandboxPool) -> None:
     await assert_serves_clean(pool)
 
 
+def sandboxed(pool: SandboxPool) -> None:
+    if pool.backend is Backend.PROCESS:
+        pytest.skip("the process backend runs on the host's filesystem (the pod's image is the boundary)")
+
+
+OPEN_OR_STAT = (
+    "import os\n"
+    "def f(path):\n"
+    "    out = []\n"
+    "    for probe in (os.stat, lambda p: open(p, 'rb').read(), os.listdir):\n"
+    "        try:\n"
+    "            probe(path)\n"
+    "            out.append('reached')\n"
+    "        except OSError as exc:\n"
+    "            out.append(type(exc).__name__)\n"
+    "    return out\n"
+)
+
+
+async def test_planted_host_files_do_not_exist_inside(pool: SandboxPool, tmp_path: Path) -> None:
+    """World-readable host files, asked for by their exact paths, are not there at all: the
+    sandbox has a root of its own, not the host's with some paths hidden."""
+    sandboxed(pool)
+    planted = []
+    for parent in ("/tmp", str(tmp_path), os.path.expanduser("~"), str(Path(__file__).parent)):
+        fd, path = tempfile.mkstemp(prefix="ucoder-planted-", dir=parent)
+        os.write(fd, SECRET.encode())
+        os.close(fd)
+        os.chmod(path, 0o644)
+        planted.append(path)
+    try:
+        targets = [
+            *planted,
+            "/etc/passwd",
+            "/usr/bin/env",
+            "/var",
+            sys.prefix,
+            str(Path(__file__).parents[2]),
+        ]
+        out = await run(pool, OPEN_OR_STAT, [f"({t!r},)" for t in targets])
+    finally:
+        for path in planted:
+            os.unlink(path)
+    for target, o in zip(targets, out, strict=True):
+        assert o.kind == "returned", (target, o)
+        assert o.value_digest == canonical_digest(["FileNotFoundError"] * 3), (target, o.value_repr)
+    await assert_serves_clean(pool)
+
+
+WALK = (
+    "import os\n"
+    "def f(expected, skip):\n"
+    "    found = []\n"
+    "    for dirpath, dirnames, filenames in os.walk('/'):\n"
+    "        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in skip]\n"
+    "        found += [os.path.join(dirpath, name) for name in filenames]\n"
+    "    return sorted(set(found) - set(expected)), sorted(set(expected) - set(found))\n"
+)
+
+
+async def test_the_root_holds_only_the_interpreter(pool: SandboxPool) -> None:
+    """Walking the whole filesystem from inside finds the interpreter, its shared libraries and
+    the harness, and nothing else (the stdlib dirs are bound read-only; their package dirs are empty)."""
+    sandboxed(pool)
+    root = pool.root
+    assert root is not None
+    expected = [root.files.executable, *root.files.shared_libraries, HARNESS_IN_ROOT]
+    skip = ["/proc", "/sys", "/dev", "/tmp", *root.files.library_dirs]
+    out = await run(pool, WALK, [f"({expected!r}, {skip!r})"], timeout_s=20.0)
+    assert out[0].kind == "returned", out[0]
+    assert out[0].value_digest == canonical_digest(([], [])), out[0].value_repr
+    listing = "import os\ndef f(paths):\n    return [sorted(os.listdir(p)) for p in paths]\n"
+    masked = await run(pool, listing, [f"({list(root.files.masked_dirs)!r},)"])
+    assert masked[0].value_digest == canonical_digest([[] for _ in root.files.masked_dirs]), masked[0]
+    assert root.files.masked_dirs, "the venv's base interpreter has a site-packages to hide"
+    await assert_serves_clean(pool)
+
+
+IMPORT_ALL = (
+    "import importlib\n"
+    "def f(names):\n"
+    "    failed = []\n"
+    "    for name in names:\n"
+    "        try:\n"
+    "            importlib.import_module(name)\n"
+    "        except BaseException as exc:\n"
+    "            failed.append(name)\n"
+    "    return failed\n"
+)
+NOT_IMPORTED = frozenset({"antigravity", "this", "__hello__", "__phello__", "idlelib", "turtledemo"})
+"""Modules whose import has effects (a browser, printing) rather than providing code."""
+SUBMODULES = frozenset(
+    {"encodings.idna", "concurrent.futures", "email.mime.text", "xml.etree.ElementTree", "unittest.mock"}
+)
+"""Packages' modules (sys.stdlib_module_names lists top-level names only)."""
+
+
+async def test_every_stdlib_module_imports(pool: SandboxPool) -> None:
+    """Every standard-library module that imports on the host imports in the sandbox too, even
+    where the host keeps the interpreter where the candidate uid cannot read it (pyenv under /root)."""
+    sandboxed(pool)
+    names = sorted((set(sys.stdlib_module_names) | SUBMODULES) - NOT_IMPORTED)
+    probe = IMPORT_ALL + f"print(repr(f({names!r})))\n"
+    assert pool.root is not None
+    host = subprocess.run(
+        [pool.root.files.executable, "-I", "-S", "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    failing_on_host = ast.literal_eval(host.stdout.strip().splitlines()[-1])
+    importable = [n for n in names if n not in failing_on_host]
+    assert {"glob", "subprocess", "sqlite3", "ssl", "lzma", "tkinter", "encodings.idna"} - set(
+        importable
+    ) <= {"tkinter"}
+    out = await run(pool, IMPORT_ALL, [f"({importable!r},)"], timeout_s=60.0, memory_mb=1024)
+    assert out[0].kind == "returned", out[0]
+    assert out[0].value_digest == canonical_digest([]), out[0].value_repr
+    idna = await run(pool, "def f(s):\n    return s.encode('idna')\n", ["('bücher.example',)"])
+    assert idna[0].value_digest == canonical_digest(b"xn--bcher-kva.example"), idna[0]
+    await assert_serves_clean(pool)
+
+
 async def test_other_processes_are_invisible(pool: SandboxPool) -> None:
     if pool.backend is Backend.PROCESS:
         pytest.skip("the process backend shares the host's pid namespace (the pod provides one)")
@@ -425,6 +554,42 @@ async def test_monkeypatched_stdlib_does_not_leak(pool: SandboxPool) -> None:
     out = await run(pool, code, ["(4.0,)"])
     assert kinds(out) == [("returned", "")]  # the harness itself uses neither json nor the patched math
     assert out[0].value_digest == canonical_digest(-1.0)
+    await assert_serves_clean(pool)
+
+
+async def test_changed_function_defaults_do_not_leak(pool: SandboxPool) -> None:
+    # A function's __module__ can be rewritten without an audit event, so the owner a function
+    # claims is not trusted: changing any function that is not the candidate's replaces the worker.
+    code = (
+        "import json\n"
+        "def f(x):\n"
+        "    json.dumps.__module__ = '__candidate__'\n"
+        "    json.dumps.__kwdefaults__ = dict(skipkeys=False, ensure_ascii=True, check_circular=True,\n"
+        "        allow_nan=True, cls=None, indent=3, separators=None, default=None, sort_keys=True)\n"
+        "    return json.dumps(x)\n"
+    )
+    patched = await run(pool, code, ["({'b': 1, 'a': 2},)"])
+    assert patched[0].value_digest == canonical_digest('{\n   "a": 2,\n   "b": 1\n}'), patched[0]
+    clean = await run(pool, "import json\ndef f(x):\n    return json.dumps(x)\n", ["({'b': 1, 'a': 2},)"])
+    assert clean[0].value_digest == canonical_digest('{"b": 1, "a": 2}'), clean[0]
+    await assert_serves_clean(pool)
+
+
+async def test_standard_library_classes_made_by_candidates_work(pool: SandboxPool) -> None:
+    # namedtuple sets its new class's __module__ and __new__'s defaults; these used to be denied
+    # as changes to the standard library's objects, so correct programs got compile_error.
+    nt = "from collections import namedtuple\n"
+    programs = [
+        nt + "P = namedtuple('P', 'x y')\ndef f(a):\n    return tuple(P(a, 2))\n",
+        nt + "def f(a):\n    return tuple(namedtuple('P', 'x y', defaults=[0])(a))\n",
+        "import typing\nclass A(typing.NamedTuple):\n    x: int\n    y: int = 0\n"
+        "def f(a):\n    return tuple(A(a))\n",
+        "class C:\n    n = 0\ndef f(a):\n    C.n += a\n    return (C.n, 0)\n",
+    ]
+    for code in programs:
+        out = await run(pool, code, ["(1,)"])
+        assert out[0].kind == "returned", (code, out[0])
+        assert out[0].value_digest in (canonical_digest((1, 2)), canonical_digest((1, 0))), (code, out[0])
     await assert_serves_clean(pool)
 
 
@@ -579,7 +744,7 @@ async def test_descriptors_left_open_do_not_leak(pool: SandboxPool) -> None:
     code = (
         "import os\n"
         "def f():\n"
-        "    os.open('/etc/hostname', os.O_RDONLY)\n"
+        "    os.open('/dev/null', os.O_RDONLY)\n"
         "    return len(os.listdir('/proc/self/fd'))\n"
     )
     first = await run(pool, code, ["()"])
