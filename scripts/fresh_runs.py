@@ -3,8 +3,9 @@ works on a fresh machine every time).
 
 Each run clones the checkout's committed HEAD into a new temp dir and runs `make run` there with
 HOME set to a new empty directory, so there is no venv, no ~/.cache (pip's wheels, the default
-model's build, vLLM's compile cache) and no ~/.ucoder. System packages (runsc, bubblewrap,
-prometheus) are whatever the machine has: `make run` installs them when missing.
+model's build, vLLM's compile cache) and no ~/.ucoder. The machine's own settings stay (PATH,
+proxies, pip's PIP_* index and find-links); system packages (runsc, bubblewrap, prometheus) are
+whatever the machine has: `make run` installs them when missing.
 
     .venv/bin/python scripts/fresh_runs.py --runs 5
 
@@ -31,8 +32,9 @@ from rich.table import Table
 CHECKOUT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = CHECKOUT / "bench" / "results" / "fresh-runs.json"
 LOG_TAIL_LINES = 40
-KEPT_ENV = ("PATH", "LANG", "TERM", "USER", "LOGNAME", "SHELL")
-"""Everything else (UCODER_*, VIRTUAL_ENV, PIP_*, XDG_*) is dropped: a newcomer has none of it."""
+DROPPED_ENV_PREFIXES = ("UCODER_", "VIRTUAL_ENV", "XDG_", "PYTHON", "HF_", "VLLM_")
+"""A newcomer's shell has the machine's settings (PATH, proxies, pip's index and find-links) but
+none of this project's state: these are dropped, HOME points at a new empty directory."""
 
 
 def commit_of(repo: Path) -> str:
@@ -48,7 +50,7 @@ def fresh_run(repo: Path, index: int, timeout_s: float) -> dict[str, Any]:
     home.mkdir()
     clone = work / "ucoder"
     subprocess.run(["git", "clone", "--quiet", str(repo), str(clone)], check=True)
-    env = {k: os.environ[k] for k in KEPT_ENV if k in os.environ}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED_ENV_PREFIXES)}
     env["HOME"] = str(home)
     log_path = work / "make-run.log"
     started = time.monotonic()
