@@ -39,7 +39,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from ucoder_common import metrics, subjects
-from ucoder_common.errors import InvalidArgument, Retry
+from ucoder_common.errors import DeadlineExceeded, InvalidArgument, Retry
 from ucoder_common.pb import orchestrator_pb2
 from ucoder_common.phases import TERMINAL_PHASES
 from ucoder_common.validation import id_problem
@@ -406,7 +406,7 @@ class StageWorker(JetStreamWorker, Generic[RequestT, ResponseT]):
             raise Skip(f"iteration {iteration_id} has ended")
         try:
             response = await self._process(request)
-        except InvalidArgument as exc:
+        except (InvalidArgument, DeadlineExceeded) as exc:  # the same again on every delivery
             raise Reject(str(exc)) from exc
         await self.bus.publish(subjects.result_subject(self.stage), response, self._msg_id(msg))
 

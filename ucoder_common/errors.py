@@ -37,6 +37,13 @@ class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class DeadlineExceeded(ServiceError):
+    """A job ran past its service's own deadline. It would take as long again, so on the bus it
+    is a dead letter at once, not retried."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class Retry(Unavailable):
     """A transient failure (a dependency is down, a timeout).
 

@@ -25,10 +25,10 @@ from services.executor.sandbox import Backend, SandboxError, SandboxPool, TestOu
 from ucoder_common import subjects
 from ucoder_common.bus import Bus, Retry, stage_worker
 from ucoder_common.config import ConfigError, ServiceConfig, setting
-from ucoder_common.errors import InvalidArgument, ServiceError, rpc
+from ucoder_common.errors import DeadlineExceeded, InvalidArgument, ServiceError, rpc
 from ucoder_common.pb import common_pb2, executor_pb2, executor_pb2_grpc
 from ucoder_common.service import GrpcBinding, ServiceParts
-from ucoder_common.validation import shown
+from ucoder_common.validation import MAX_SAMPLES_PER_PROBLEM, shown
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ CANDIDATES = Counter("ucoder_executor_candidates", "Candidates run to completion
 EXECUTIONS = Counter(
     "ucoder_executor_executions", "Test executions (candidate x input), by outcome kind.", ["kind"]
 )
+DEADLINES = Counter("ucoder_executor_deadlines", "Requests that ran past job_deadline_s and failed.")
 SANDBOX_ERRORS = Counter(
     "ucoder_executor_sandbox_errors", "Candidates whose sandboxes kept failing (the job is retried)."
 )
@@ -113,6 +114,21 @@ def record_sandbox_events(events: dict[str, int]) -> None:
 MAX_MEMORY_LIMIT_MB = 16_384
 
 
+@dataclass(frozen=True)
+class RequestLimits:
+    """The largest request an executor takes (settings below; the defaults are these). A bigger
+    one is INVALID_ARGUMENT before anything runs: it can never succeed, so it is never retried."""
+
+    candidates: int = MAX_SAMPLES_PER_PROBLEM
+    """Candidates per request (the most an iteration samples for one problem)."""
+    tests: int = 1000
+    """Tests per request (the paper uses about 100 per problem)."""
+    code_bytes: int = 256 * 1024
+    """UTF-8 size of one candidate's code."""
+    literal_bytes: int = 64 * 1024
+    """UTF-8 size of one test's argument or expected-value literal."""
+
+
 @dataclass
 class ExecutorConfig(ServiceConfig):
     """Runs candidate solutions on test inputs inside sandboxes."""
@@ -143,6 +159,15 @@ class ExecutorConfig(ServiceConfig):
     ack_wait_s: float = setting(
         60.0, "Seconds before JetStream redelivers the job of a worker that died (heartbeats keep live jobs)."
     )
+    max_candidates: int = setting(RequestLimits.candidates, "Most candidates one request may carry.")
+    max_tests: int = setting(RequestLimits.tests, "Most tests one request may carry.")
+    max_code_bytes: int = setting(RequestLimits.code_bytes, "Largest candidate (bytes of UTF-8 code).")
+    max_literal_bytes: int = setting(RequestLimits.literal_bytes, "Largest test literal (bytes of UTF-8).")
+    job_deadline_s: float = setting(
+        3600.0,
+        "Wall-clock limit of one request; past it the request fails (not retried: it would take as "
+        "long again) and the sandboxes go on with the next. 0 = none.",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -167,17 +192,39 @@ class ExecutorConfig(ServiceConfig):
             raise ConfigError(f"timeout_per_test_s: must be > 0, got {self.timeout_per_test_s}")
         if self.ack_wait_s < 1:
             raise ConfigError(f"ack_wait_s: must be >= 1, got {self.ack_wait_s}")
+        for name in ("max_candidates", "max_tests", "max_code_bytes", "max_literal_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not math.isfinite(self.job_deadline_s) or self.job_deadline_s < 0:
+            raise ConfigError(f"job_deadline_s: must be >= 0 (0 = none), got {self.job_deadline_s}")
         if not 32 <= self.memory_limit_mb <= MAX_MEMORY_LIMIT_MB:
             raise ConfigError(
                 f"memory_limit_mb: must be in 32..{MAX_MEMORY_LIMIT_MB}, got {self.memory_limit_mb}"
             )
 
     @property
+    def limits(self) -> RequestLimits:
+        return RequestLimits(self.max_candidates, self.max_tests, self.max_code_bytes, self.max_literal_bytes)
+
+    @property
     def pool_size(self) -> int:
         return self.sandboxes or os.cpu_count() or 1
 
 
-def validate_request(request: executor_pb2.ExecuteRequest) -> None:
+def validate_request(request: executor_pb2.ExecuteRequest, limits: RequestLimits = RequestLimits()) -> None:
+    if len(request.candidates) > limits.candidates:
+        raise InvalidArgument(
+            f"candidates: at most {limits.candidates} per request, got {len(request.candidates)}"
+        )
+    if len(request.tests) > limits.tests:
+        raise InvalidArgument(f"tests: at most {limits.tests} per request, got {len(request.tests)}")
+    for index, candidate in enumerate(request.candidates):
+        if len(candidate.code.encode()) > limits.code_bytes:
+            raise InvalidArgument(f"candidates[{index}].code: at most {limits.code_bytes} bytes")
+    for index, test in enumerate(request.tests):
+        for name in ("args_literal", "expected_literal"):
+            if len(getattr(test, name).encode()) > limits.literal_bytes:
+                raise InvalidArgument(f"tests[{index}].{name}: at most {limits.literal_bytes} bytes")
     if not request.entry_point.isidentifier():
         raise InvalidArgument(f"entry_point: must be a Python identifier, got {shown(request.entry_point)}")
     # NaN compares false with everything: without isfinite it passed both bounds.
@@ -256,19 +303,28 @@ class Executor:
         )
 
     async def execute(self, request: executor_pb2.ExecuteRequest) -> executor_pb2.ExecuteResponse:
-        validate_request(request)
+        validate_request(request, self.cfg.limits)
         inputs = [t.args_literal for t in request.tests]
         started = time.monotonic()
         BUSY.inc()
         try:
-            results = await self.pool.run_many(
-                [c.code for c in request.candidates],
-                request.entry_point,
-                inputs,
-                timeout_s=request.timeout_per_test_s or None,
-                memory_mb=request.memory_limit_mb or None,
-                batch=self.cfg.batch_size,
+            results = await asyncio.wait_for(
+                self.pool.run_many(
+                    [c.code for c in request.candidates],
+                    request.entry_point,
+                    inputs,
+                    timeout_s=request.timeout_per_test_s or None,
+                    memory_mb=request.memory_limit_mb or None,
+                    batch=self.cfg.batch_size,
+                ),
+                self.cfg.job_deadline_s or None,
             )
+        except TimeoutError:
+            DEADLINES.inc()
+            raise DeadlineExceeded(
+                f"the request ran past job_deadline_s ({self.cfg.job_deadline_s:g} s) with "
+                f"{len(request.candidates)} candidates x {len(request.tests)} tests"
+            ) from None
         except SandboxError as exc:
             # The sandboxes broke, not the candidates (the pool already retried on fresh ones and
             # probed): never record this as their result; the whole job is retried with backoff.

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from ucoder_common import subjects
 from ucoder_common.bus import Bus, Retry, StageWorker, stage_worker
+from ucoder_common.errors import DeadlineExceeded
 from ucoder_common.pb import common_pb2, orchestrator_pb2, testsynth_pb2
 
 
@@ -153,6 +154,29 @@ async def test_a_job_without_a_valid_iteration_id_is_dead_lettered_at_once(bus: 
     ids = sorted(testsynth_pb2.SynthesizeTestsRequest.FromString(d).iteration_id for d in dead)
     assert ids == ["", "é"]
     assert calls == []
+
+
+async def test_a_job_past_its_deadline_is_dead_lettered_at_once(bus: Bus, stage: str) -> None:
+    # A job that ran past its service's deadline would take as long again: not retried.
+    calls: list[str] = []
+
+    async def process(req: testsynth_pb2.SynthesizeTestsRequest) -> testsynth_pb2.SynthesizeTestsResponse:
+        calls.append(req.problem.problem_id)
+        raise DeadlineExceeded("the request ran past job_deadline_s (1 s)")
+
+    worker = stage_worker(
+        bus, stage, testsynth_pb2.SynthesizeTestsRequest, testsynth_pb2.SynthesizeTestsResponse, process
+    )
+    await worker.start()
+    await bus.publish(subjects.work_subject(stage), request("slow"), msg_id="job-slow")
+    answers = await collect(bus, subjects.result_subject(stage), 1, timeout_s=5.0)
+    dead = await collect(bus, subjects.dlq_subject(stage), 1, timeout_s=5.0)
+    await asyncio.sleep(0.5)
+    await worker.stop(1.0)
+    answer = testsynth_pb2.SynthesizeTestsResponse.FromString(answers[0])
+    assert answer.problem_id == "slow" and "job_deadline_s" in answer.error
+    assert testsynth_pb2.SynthesizeTestsRequest.FromString(dead[0]).problem.problem_id == "slow"
+    assert calls == ["slow"]  # once: no redelivery
 
 
 async def test_long_job_is_kept_alive_by_in_progress(bus: Bus, stage: str) -> None:

@@ -25,14 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.executor.app import Executor, ExecutorConfig
 from services.executor.harness import canonical_digest
 from tests.conftest import NatsServer
 from ucoder_common import subjects
 from ucoder_common.bus import BACKLOG_POLL_S, MSG_ID_HEADER, Bus
+from ucoder_common.errors import DeadlineExceeded
 from ucoder_common.localstack import REPO_ROOT, health, log_tail
 from ucoder_common.pb import common_pb2, executor_pb2
 
@@ -339,3 +342,32 @@ async def test_killed_worker_jobs_are_redelivered_and_answered_once(
         for stream, durable in ((subjects.RESULTS_STREAM, results_durable), (subjects.WORK_STREAM, STAGE)):
             with contextlib.suppress(Exception):
                 await bus.js.delete_consumer(stream, durable)
+
+
+async def test_a_request_past_the_job_deadline_fails_and_the_executor_serves_on() -> None:
+    # issue 15: no single job may hold the executor beyond a bounded time. Real gVisor sandboxes.
+    executor = Executor(ExecutorConfig(sandboxes=1, job_deadline_s=2.0, shutdown_grace_s=2))
+    await executor.start()
+    try:
+        sleeper = "import time\ndef f(x):\n    time.sleep(30)\n    return x\n"
+        slow = executor_pb2.ExecuteRequest(
+            problem_id="p-slow",
+            entry_point="f",
+            candidates=[common_pb2.Candidate(candidate_id=f"c{i}", code=sleeper) for i in range(3)],
+            tests=[common_pb2.TestCase(test_id="t0", args_literal="(1,)")],
+            timeout_per_test_s=40,
+        )
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded, match=r"job_deadline_s \(2 s\) with 3 candidates x 1 tests"):
+            await executor.execute(slow)
+        assert time.monotonic() - started < 10
+        quick = executor_pb2.ExecuteRequest(
+            problem_id="p-quick",
+            entry_point="f",
+            candidates=[common_pb2.Candidate(candidate_id="c", code="def f(x):\n    return x + 1\n")],
+            tests=[common_pb2.TestCase(test_id="t0", args_literal="(1,)", expected_literal="2")],
+        )
+        answer = await executor.execute(quick)
+        assert [o.passed for o in answer.results[0].outcomes] == [True]
+    finally:
+        await executor.close()

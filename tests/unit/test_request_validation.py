@@ -8,7 +8,7 @@ import math
 import pytest
 
 from services.clusterer.app import ClustererConfig, cluster
-from services.executor.app import MAX_MEMORY_LIMIT_MB, validate_request
+from services.executor.app import MAX_MEMORY_LIMIT_MB, RequestLimits, validate_request
 from services.orchestrator.core import validate_spec
 from services.problemgen.app import check_generate_request
 from services.trainer.app import check_train_request
@@ -21,7 +21,14 @@ from ucoder_common.pb import (
     problemgen_pb2,
     trainer_pb2,
 )
-from ucoder_common.validation import MAX_ID_LENGTH, SHOWN_CHARACTERS, check_id, id_problem, shown
+from ucoder_common.validation import (
+    MAX_ID_LENGTH,
+    MAX_SAMPLES_PER_PROBLEM,
+    SHOWN_CHARACTERS,
+    check_id,
+    id_problem,
+    shown,
+)
 
 
 def test_shown_quotes_a_short_prefix_and_the_length() -> None:
@@ -87,6 +94,39 @@ def test_execute_requests_that_can_never_run_are_invalid(fields: dict[str, objec
     with pytest.raises(InvalidArgument, match=message) as caught:
         validate_request(execute(**fields))
     assert len(str(caught.value)) < 200
+
+
+def test_execute_requests_over_the_size_limits_are_invalid() -> None:
+    # Found from outside (issue 15): a job with 100k tests or a 5 MB candidate was taken and run.
+    limits = RequestLimits(candidates=3, tests=2, code_bytes=100, literal_bytes=20)
+    code = common_pb2.Candidate(candidate_id="c", code="def add(a, b):\n    return a + b\n")
+    test = common_pb2.TestCase(test_id="t", args_literal="(1, 2)")
+    cases = [
+        (execute(candidates=[code] * 4), r"^candidates: at most 3 per request, got 4$"),
+        (execute(tests=[test] * 3), r"^tests: at most 2 per request, got 3$"),
+        (
+            execute(candidates=[common_pb2.Candidate(code="#" * 101)]),
+            r"^candidates\[0\]\.code: at most 100 bytes$",
+        ),
+        (
+            execute(tests=[common_pb2.TestCase(args_literal="(" + "1," * 10 + ")")]),
+            r"^tests\[0\]\.args_literal",
+        ),
+        (
+            execute(tests=[common_pb2.TestCase(args_literal="(1,)", expected_literal="'é'" * 7)]),
+            "expected_literal",
+        ),
+    ]
+    for request, message in cases:
+        with pytest.raises(InvalidArgument, match=message):
+            validate_request(request, limits)
+    validate_request(execute(candidates=[code] * 3, tests=[test] * 2), limits)
+    defaults = RequestLimits()
+    assert (defaults.candidates, defaults.tests) == (MAX_SAMPLES_PER_PROBLEM, 1000)
+    with pytest.raises(InvalidArgument, match=r"^tests: at most 1000"):
+        validate_request(execute(tests=[test] * 100_000))
+    with pytest.raises(InvalidArgument, match=r"^candidates\[0\]\.code: at most 262144 bytes"):
+        validate_request(execute(candidates=[common_pb2.Candidate(code="x" * (5 << 20))]))
 
 
 def test_sane_execute_requests_pass() -> None:
