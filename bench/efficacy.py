@@ -415,9 +415,9 @@ class Experiment:
         self.state = load_state(self.state_path)
         self.bus: Bus | None = None
         if info is not None:
-            self.channel = grpc.insecure_channel(info.orchestrator_address)
+            self.channel = info.channel("orchestrator")
             self.orchestrator = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
-            self.trainer_channel = grpc.insecure_channel(info.address("trainer"))
+            self.trainer_channel = info.channel("trainer")
             self.trainer = trainer_pb2_grpc.TrainerServiceStub(self.trainer_channel)
 
     def save(self) -> None:
@@ -466,7 +466,7 @@ class Experiment:
 
     def _watch(self, iteration_id: str) -> orchestrator_pb2.Iteration:
         assert self.info is not None
-        with Client(self.info.orchestrator_address) as client:
+        with Client(self.info.orchestrator_address, self.info.channel("orchestrator")) as client:
             watch_iteration(client, iteration_id, self.console)
         it = self._get(iteration_id, False)
         assert it is not None

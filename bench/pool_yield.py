@@ -99,7 +99,7 @@ def run_variant(
     console.print(f"[bold]{name}[/]: starting a stack in {home} with {dict(overrides) or 'the defaults'}")
     info = start_stack(paths, extra_env=dict(overrides), timeout_s=1800)
     try:
-        with Client(info.orchestrator_address) as client:
+        with Client(info.orchestrator_address, info.channel("orchestrator")) as client:
             started = client.call(
                 "StartIteration", orchestrator_pb2.StartIterationRequest(spec=budget.spec())
             )

@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
 from rich.console import Console
 from rich.table import Table
 
@@ -95,7 +94,7 @@ async def run(
     info = read_stack(StackPaths(home))
     if info is None or not info.any_alive():
         raise SystemExit(f"bench.seeded_tests: no running stack in {home}")
-    with grpc.insecure_channel(info.orchestrator_address) as channel:
+    with info.channel("orchestrator") as channel:
         it = orchestrator_pb2_grpc.OrchestratorServiceStub(channel).GetIteration(
             orchestrator_pb2.GetIterationRequest(iteration_id=iteration_id, include_problems=True),
             timeout=120,

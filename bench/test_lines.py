@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 from rich.console import Console
 from rich.table import Table
 
@@ -198,7 +197,7 @@ def _problems_of(home: Path, iteration_id: str, limit: int) -> tuple[list[common
         raise SystemExit(f"bench.test_lines: no running stack in {home}")
     if not iteration_id:
         return [], info.nats_url
-    with grpc.insecure_channel(info.orchestrator_address) as channel:
+    with info.channel("orchestrator") as channel:
         it = orchestrator_pb2_grpc.OrchestratorServiceStub(channel).GetIteration(
             orchestrator_pb2.GetIterationRequest(iteration_id=iteration_id, include_problems=True),
             timeout=120,

@@ -11,7 +11,10 @@
 
 The orchestrator is found from --orchestrator, else $UCODER_ORCHESTRATOR, else the local
 stack's stack.json (under $UCODER_HOME, default ~/.ucoder); the executor likewise from
---executor, else $UCODER_EXECUTOR, else the local stack. Failures print one line
+--executor, else $UCODER_EXECUTOR, else the local stack. The bearer token sent to a service is
+--grpc-token-file's, else the local stack's (for an address of the stack), else
+$UCODER_GRPC_TOKEN; TLS is used with --grpc-ca / $UCODER_GRPC_CA (or --grpc-tls for the system's
+roots), a client certificate with --grpc-cert/--grpc-key. Failures print one line
 `ucoder: ...` on stderr: exit 2 for usage and gRPC errors, 1 for a failed/cancelled iteration
 or a stack that cannot start, 130 on Ctrl-C. Set UCODER_DEBUG=1 to see tracebacks.
 """
@@ -36,7 +39,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ucoder_cli import kube, render
-from ucoder_common import localstack
+from ucoder_common import grpc_auth, localstack
 from ucoder_common.localstack import NATS, SERVICES, StackError, StackPaths
 from ucoder_common.pb import (
     common_pb2,
@@ -112,6 +115,40 @@ def executor_address(args: argparse.Namespace) -> str:
     )
 
 
+def _flag_or_env(args: argparse.Namespace, flag: str, env: str) -> str:
+    return str(getattr(args, flag, None) or os.environ.get(env, ""))
+
+
+def client_auth(args: argparse.Namespace, address: str) -> grpc_auth.ClientAuth:
+    """What to present to the service at `address`: the token and the TLS files (see the module doc)."""
+    token_file = getattr(args, "grpc_token_file", None)
+    if token_file:
+        token = _read_text(token_file, "--grpc-token-file").strip()
+    else:
+        try:
+            info = localstack.read_stack(_paths(args))
+        except StackError:
+            info = None  # an unreadable stack.json (shown by commands that use the stack)
+        ours = info is not None and address in {info.address(name) for name in info.services}
+        token = info.grpc_token if info is not None and ours else os.environ.get("UCODER_GRPC_TOKEN", "")
+    return grpc_auth.ClientAuth(
+        token=token,
+        ca_file=_flag_or_env(args, "grpc_ca", "UCODER_GRPC_CA"),
+        cert_file=_flag_or_env(args, "grpc_cert", "UCODER_GRPC_CERT"),
+        key_file=_flag_or_env(args, "grpc_key", "UCODER_GRPC_KEY"),
+        server_name=_flag_or_env(args, "grpc_server_name", "UCODER_GRPC_SERVER_NAME"),
+        tls=bool(getattr(args, "grpc_tls", False))
+        or os.environ.get("UCODER_GRPC_TLS", "") not in ("", "0", "false", "no"),
+    )
+
+
+def _channel(args: argparse.Namespace, address: str) -> grpc.Channel:
+    try:
+        return grpc_auth.channel(address, client_auth(args, address))
+    except OSError as exc:  # an unreadable CA, certificate or key file
+        raise CliError(str(exc)) from None
+
+
 def _grpc_error(exc: grpc.RpcError, address: str, service: str = "orchestrator") -> CliError:
     code = exc.code() if hasattr(exc, "code") else None
     details = (exc.details() if hasattr(exc, "details") else "") or str(code)
@@ -123,6 +160,11 @@ def _grpc_error(exc: grpc.RpcError, address: str, service: str = "orchestrator")
         return CliError(f"{service} at {address} is unavailable ({details}); {hint}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return CliError(f"{service} at {address} did not answer in time ({details})")
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return CliError(
+            f"{service} at {address} refused the call ({code.name}: {details}); give its token with "
+            "$UCODER_GRPC_TOKEN or --grpc-token-file (a local stack's is in its stack.json)"
+        )
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         return CliError(details)
     name = code.name if code is not None else "UNKNOWN"
@@ -132,10 +174,16 @@ def _grpc_error(exc: grpc.RpcError, address: str, service: str = "orchestrator")
 class Client:
     """The orchestrator's gRPC API with CLI error mapping."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, channel: grpc.Channel) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(address)
+        self.channel = channel
         self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Client:
+        """The orchestrator the command's flags, environment or local stack name."""
+        address = orchestrator_address(args)
+        return cls(address, _channel(args, address))
 
     def __enter__(self) -> Client:
         return self
@@ -368,7 +416,7 @@ def _cancel_running(client: Client, console: Console) -> None:
 
 def cmd_iterate(args: argparse.Namespace, console: Console) -> int:
     spec = _spec(args)
-    with Client(orchestrator_address(args)) as client:
+    with Client.of(args) as client:
         if args.replace:
             _cancel_running(client, console)
         it = client.call("StartIteration", orchestrator_pb2.StartIterationRequest(spec=spec))
@@ -426,7 +474,7 @@ def _watch_and_report(
 
 
 def cmd_watch(args: argparse.Namespace, console: Console) -> int:
-    with Client(orchestrator_address(args)) as client:
+    with Client.of(args) as client:
         return _watch_and_report(client, args.iteration_id, console, args.report)
 
 
@@ -450,7 +498,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
         console=console,
     )
     with (
-        Client(orchestrator_address(args)) as client,
+        Client.of(args) as client,
         progress if console.is_terminal else contextlib.nullcontext(),
     ):
         task = progress.add_task("eval", total=None, version="")
@@ -476,7 +524,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_get(args: argparse.Namespace, console: Console) -> int:
-    with Client(orchestrator_address(args)) as client:
+    with Client.of(args) as client:
         request = orchestrator_pb2.GetIterationRequest(
             iteration_id=args.iteration_id, include_problems=args.include_problems
         )
@@ -497,7 +545,7 @@ def _write_text(path: str, text: str, what: str) -> None:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    with Client(orchestrator_address(args)) as client:
+    with Client.of(args) as client:
         reply = client.call("GetReport", orchestrator_pb2.GetReportRequest(iteration_id=args.iteration_id))
     assert isinstance(reply, orchestrator_pb2.IterationReport)
     try:
@@ -522,7 +570,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
-    with Client(orchestrator_address(args)) as client:
+    with Client.of(args) as client:
         reply = client.call("ListIterations", orchestrator_pb2.ListIterationsRequest())
     assert isinstance(reply, orchestrator_pb2.ListIterationsResponse)
     if not reply.iterations:
@@ -533,7 +581,7 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
-    with Client(orchestrator_address(args)) as client:
+    with Client.of(args) as client:
         request = orchestrator_pb2.CancelIterationRequest(iteration_id=args.iteration_id)
         it = client.call("CancelIteration", request)
     assert isinstance(it, orchestrator_pb2.Iteration)
@@ -615,7 +663,7 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
     address = executor_address(args)
     # Every input may run up to its timeout (the executor's default is a few seconds).
     deadline = UNARY_TIMEOUT_S + len(inputs) * (args.timeout or 10.0)
-    with grpc.insecure_channel(address) as channel:
+    with _channel(args, address) as channel:
         stub = executor_pb2_grpc.ExecutorServiceStub(channel)
         try:
             reply = stub.Execute(request, timeout=deadline)
@@ -649,12 +697,37 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def credentials(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--grpc-token-file",
+            metavar="FILE",
+            help="file holding the bearer token (default: the local stack's for its addresses, "
+            "else $UCODER_GRPC_TOKEN)",
+        )
+        p.add_argument(
+            "--grpc-ca", metavar="FILE", help="CA (PEM) of the server's TLS certificate ($UCODER_GRPC_CA)"
+        )
+        p.add_argument(
+            "--grpc-tls", action="store_true", help="TLS with the system's CAs ($UCODER_GRPC_TLS=1)"
+        )
+        p.add_argument(
+            "--grpc-cert", metavar="FILE", help="client certificate for mutual TLS ($UCODER_GRPC_CERT)"
+        )
+        p.add_argument("--grpc-key", metavar="FILE", help="key of --grpc-cert ($UCODER_GRPC_KEY)")
+        p.add_argument(
+            "--grpc-server-name",
+            metavar="NAME",
+            help="name the server's certificate carries, when not the address's host, e.g. through a "
+            "port-forward ($UCODER_GRPC_SERVER_NAME)",
+        )
+
     def remote(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--orchestrator",
             metavar="HOST:PORT",
             help="orchestrator address (default $UCODER_ORCHESTRATOR, else the local stack)",
         )
+        credentials(p)
 
     up = add("up", cmd_up, "start nats-server and the services on loopback")
     up.add_argument("--model", metavar="DIR", help="base model directory (default: the services' default)")
@@ -885,6 +958,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="executor address (default $UCODER_EXECUTOR, else the local stack)",
     )
     ex.add_argument("--json", action="store_true", help="print the ExecuteResponse message as JSON")
+    credentials(ex)
     return parser
 
 

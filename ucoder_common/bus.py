@@ -17,8 +17,10 @@ import abc
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import nats
@@ -39,6 +41,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from ucoder_common import metrics, subjects
+from ucoder_common.config import ServiceConfig
 from ucoder_common.errors import DeadlineExceeded, InvalidArgument, Retry
 from ucoder_common.pb import orchestrator_pb2
 from ucoder_common.phases import TERMINAL_PHASES
@@ -46,7 +49,7 @@ from ucoder_common.validation import id_problem
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Bus", "JetStreamWorker", "Reject", "Retry", "StageWorker", "kv_get", "stage_worker"]
+__all__ = ["Bus", "JetStreamWorker", "NatsAuth", "Reject", "Retry", "StageWorker", "kv_get", "stage_worker"]
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 # Jobs re-published within this window (e.g. by a restarted orchestrator) are deduplicated.
@@ -61,6 +64,46 @@ class Skip(Exception):
     """The job is no longer wanted (its iteration has ended): acknowledge it without an answer."""
 
 
+@dataclass(frozen=True)
+class NatsAuth:
+    """How a client proves itself to NATS (one credential at most) and checks the server's TLS."""
+
+    token: str = ""
+    user: str = ""
+    password: str = ""
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @classmethod
+    def from_config(cls, cfg: ServiceConfig) -> NatsAuth:
+        return cls(
+            token=cfg.nats_token,
+            user=cfg.nats_user,
+            password=cfg.nats_password,
+            tls_ca=cfg.nats_tls_ca,
+            tls_cert=cfg.nats_tls_cert,
+            tls_key=cfg.nats_tls_key,
+        )
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``nats.connect``; a file that cannot be read raises OSError naming it."""
+        options: dict[str, Any] = {}
+        if self.token:
+            options["token"] = self.token
+        if self.user:
+            options["user"], options["password"] = self.user, self.password
+        if self.tls_ca or self.tls_cert:
+            try:
+                context = ssl.create_default_context(cafile=self.tls_ca or None)
+                if self.tls_cert:
+                    context.load_cert_chain(self.tls_cert, self.tls_key)
+            except OSError as exc:  # ssl.SSLError is an OSError too
+                raise OSError(f"nats_tls_ca/nats_tls_cert/nats_tls_key: {exc}") from None
+            options["tls"] = context
+        return options
+
+
 class Bus:
     """A NATS connection with its JetStream context, KV buckets and object store."""
 
@@ -71,9 +114,18 @@ class Bus:
         self._objects: ObjectStore | None = None
 
     @classmethod
-    async def connect(cls, url: str, name: str, connect_timeout_s: float = 5.0, token: str = "") -> Bus:
+    async def connect(
+        cls,
+        url: str,
+        name: str,
+        connect_timeout_s: float = 5.0,
+        token: str = "",
+        auth: NatsAuth | None = None,
+    ) -> Bus:
         """Connect, retrying the first connection for up to `connect_timeout_s`; ``token`` is the
-        server's token when it requires one (a URL may carry it too: ``nats://TOKEN@host:port``)."""
+        server's token when it requires one (a URL may carry it too: ``nats://TOKEN@host:port``),
+        ``auth`` any other credential and the TLS files."""
+        options = (auth or NatsAuth(token=token)).connect_options()
         deadline = time.monotonic() + connect_timeout_s
         while True:
             try:
@@ -84,7 +136,7 @@ class Bus:
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
                     allow_reconnect=True,
-                    token=token or None,
+                    **options,
                 )
                 break
             except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError):

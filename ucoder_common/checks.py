@@ -6,7 +6,9 @@ against a local stack too:
     python -m ucoder_common.checks health HOST:PORT [HOST:PORT ...]
     python -m ucoder_common.checks nats-roundtrip --nats-url nats://HOST:4222
 
-Each prints one line per check and exits 0 when all pass, 1 otherwise.
+The round trip presents the NATS credential and TLS files the services would, from the same
+environment (UCODER_NATS_TOKEN or UCODER_NATS_USER/PASSWORD, UCODER_NATS_TLS_CA, ...). Each
+prints one line per check and exits 0 when all pass, 1 otherwise (2 for a malformed setting).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 import nats
 
 from ucoder_common import grpc_health, subjects
+from ucoder_common.bus import NatsAuth
+from ucoder_common.config import ConfigError, ServiceConfig, load_config
 from ucoder_common.pb import common_pb2, executor_pb2
 
 # The program the round trip runs: the executor must return 3 for add(1, 2).
@@ -72,7 +76,7 @@ def judge_roundtrip(reply: executor_pb2.ExecuteResponse) -> CheckResult:
     return CheckResult(name, True, f"add(1, 2) == 3 on backend {reply.backend or '?'}")
 
 
-async def nats_roundtrip(nats_url: str, timeout_s: float) -> CheckResult:
+async def nats_roundtrip(nats_url: str, timeout_s: float, auth: NatsAuth | None = None) -> CheckResult:
     """Send one tiny program to the executor over NATS request/reply and check its answer."""
     name = "nats round trip to the executor"
     errors: list[Exception] = []
@@ -85,7 +89,11 @@ async def nats_roundtrip(nats_url: str, timeout_s: float) -> CheckResult:
         # what is left.
         nc = await asyncio.wait_for(
             nats.connect(
-                nats_url, connect_timeout=min(timeout_s, 5.0), allow_reconnect=False, error_cb=record
+                nats_url,
+                connect_timeout=min(timeout_s, 5.0),
+                allow_reconnect=False,
+                error_cb=record,
+                **(auth or NatsAuth()).connect_options(),
             ),
             timeout=timeout_s,
         )
@@ -133,7 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check == "health":
         results = [health_check(a, args.timeout, args.wait) for a in args.addresses]
     else:
-        results = [asyncio.run(nats_roundtrip(args.nats_url, args.timeout))]
+        try:
+            auth = NatsAuth.from_config(load_config(ServiceConfig, "checks", []))
+        except ConfigError as exc:
+            print(f"FAIL settings: {exc}", flush=True)
+            return 2
+        results = [asyncio.run(nats_roundtrip(args.nats_url, args.timeout, auth))]
     for result in results:
         print(result.line(), flush=True)
     return 0 if all(r.ok for r in results) else 1

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import enum
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -40,8 +41,34 @@ class ServiceConfig:
         "Token the NATS server requires (empty = none). The local stack generates one and passes it "
         "in the environment (UCODER_NATS_TOKEN), never on a command line.",
     )
+    nats_user: str = setting("", "User name the NATS server requires (with nats_password; empty = none).")
+    nats_password: str = setting(
+        "", "Password of nats_user; give it in the environment (UCODER_NATS_PASSWORD), not as a flag."
+    )
+    nats_tls_ca: str = setting(
+        "", "CA bundle (PEM) that signs the NATS server's certificate; empty = the system's (tls:// URLs)."
+    )
+    nats_tls_cert: str = setting("", "Client certificate (PEM) for a NATS server that requires one.")
+    nats_tls_key: str = setting("", "Private key (PEM) of nats_tls_cert.")
     grpc_host: str = setting("127.0.0.1", "Address the gRPC server binds to.")
     grpc_port: int = setting(0, "gRPC port; 0 picks a free one (see --ready-file).")
+    grpc_token: str = setting(
+        "",
+        "Token every gRPC call must carry as metadata `authorization: Bearer TOKEN` (grpc.health.v1 "
+        "stays open); empty = none. The local stack generates one (UCODER_GRPC_TOKEN).",
+    )
+    grpc_tls_cert: str = setting(
+        "", "Server certificate chain (PEM): with grpc_tls_key, gRPC is served over TLS."
+    )
+    grpc_tls_key: str = setting("", "Private key (PEM) of grpc_tls_cert.")
+    grpc_tls_client_ca: str = setting(
+        "", "CA bundle (PEM): when set, clients must present a certificate it signed (mutual TLS)."
+    )
+    grpc_health_port: int = setting(
+        -1,
+        "A second, plaintext port serving grpc.health.v1 only (Kubernetes gRPC probes cannot speak TLS); "
+        "-1 = none, 0 = a free one.",
+    )
     metrics_port: int = setting(0, "Prometheus /metrics port; 0 picks a free one, -1 disables it.")
     log_level: str = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
     log_format: str = setting("json", "Log format: json (one object per line) or text.")
@@ -62,6 +89,32 @@ class ServiceConfig:
             raise ConfigError(f"nats_url: must start with nats:// or tls://, got {self.nats_url!r}")
         if self.shutdown_grace_s < 0:
             raise ConfigError(f"shutdown_grace_s: must be >= 0, got {self.shutdown_grace_s}")
+        if not -1 <= self.grpc_health_port <= 65535:
+            raise ConfigError(f"grpc_health_port: must be -1..65535, got {self.grpc_health_port}")
+        self._validate_credentials()
+
+    def _validate_credentials(self) -> None:
+        if self.nats_token and self.nats_user:
+            raise ConfigError("nats_user: set one NATS credential at most, nats_token is set too")
+        if self.nats_password and not self.nats_user:
+            raise ConfigError("nats_password: needs nats_user")
+        _pair("nats_tls_cert", self.nats_tls_cert, "nats_tls_key", self.nats_tls_key)
+        _pair("grpc_tls_cert", self.grpc_tls_cert, "grpc_tls_key", self.grpc_tls_key)
+        if self.grpc_tls_client_ca and not self.grpc_tls_cert:
+            raise ConfigError("grpc_tls_client_ca: needs grpc_tls_cert and grpc_tls_key (mutual TLS is TLS)")
+        if self.grpc_token and not TOKEN_CHARS.fullmatch(self.grpc_token):
+            # gRPC metadata values are printable ASCII; a space would split "Bearer TOKEN".
+            raise ConfigError("grpc_token: must be printable ASCII without spaces")
+
+
+# What a bearer token may hold (RFC 6750's b64token is narrower; any visible ASCII is accepted).
+TOKEN_CHARS = re.compile(r"[!-~]+")
+
+
+def _pair(first: str, first_value: str, second: str, second_value: str) -> None:
+    if bool(first_value) != bool(second_value):
+        given, missing = (first, second) if first_value else (second, first)
+        raise ConfigError(f"{given}: needs {missing} too")
 
 
 ConfigT = TypeVar("ConfigT", bound=ServiceConfig)

@@ -2,9 +2,9 @@
 
 Everything lives under one home directory (`$UCODER_HOME`, default `~/.ucoder`):
 
-    stack.json              what is running: pids, ports, start time (written as soon as
-                            the processes are started, so `stop_stack` can clean up a
-                            half-started stack)
+    stack.json              what is running: pids, ports, start time, and the NATS and gRPC
+                            tokens (created 0600; written as soon as the processes are
+                            started, so `stop_stack` can clean up a half-started stack)
     logs/<name>.log         stdout+stderr of each process (appended; services log JSON lines)
     nats/                   the JetStream store
     run/<name>.ready.json   written by a service once it is serving (see ucoder_common.service)
@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ucoder_common import grpc_health
+import grpc
+
+from ucoder_common import grpc_auth, grpc_health
 
 SERVICES: tuple[str, ...] = (
     "sampler",
@@ -152,6 +154,8 @@ class StackInfo:
     services: dict[str, ProcessInfo] = field(default_factory=dict)
     # The token nats-server requires of every client (empty: a stack started before it had one).
     nats_token: str = ""
+    # The token every service's gRPC API requires (grpc.health.v1 excepted; empty: none).
+    grpc_token: str = ""
 
     @property
     def nats_address(self) -> str:
@@ -173,6 +177,19 @@ class StackInfo:
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.services[name].grpc_port}"
+
+    @property
+    def client_auth(self) -> grpc_auth.ClientAuth:
+        """What a client of the stack's gRPC APIs presents: the stack's token (plaintext on loopback)."""
+        return grpc_auth.ClientAuth(token=self.grpc_token)
+
+    def channel(self, name: str = "orchestrator") -> grpc.Channel:
+        """A blocking gRPC channel to one service of the stack that sends the stack's token."""
+        return grpc_auth.channel(self.address(name), self.client_auth)
+
+    def aio_channel(self, name: str = "orchestrator") -> grpc.aio.Channel:
+        """The asyncio twin of `channel`."""
+        return grpc_auth.aio_channel(self.address(name), self.client_auth)
 
     def process(self, name: str) -> ProcessInfo:
         if name == NATS:
@@ -196,6 +213,7 @@ class StackInfo:
             "model": self.model,
             "nats_url": self.nats_address,
             "nats_token": self.nats_token,
+            "grpc_token": self.grpc_token,
             "nats": self.nats.to_json(),
             "services": {name: proc.to_json() for name, proc in self.services.items()},
         }
@@ -209,6 +227,7 @@ class StackInfo:
             nats=ProcessInfo.from_json(NATS, raw["nats"]),
             services={name: ProcessInfo.from_json(name, p) for name, p in raw.get("services", {}).items()},
             nats_token=str(raw.get("nats_token", "")),
+            grpc_token=str(raw.get("grpc_token", "")),
         )
 
 
@@ -344,7 +363,7 @@ def read_stack(paths: StackPaths) -> StackInfo | None:
 def _write_stack(paths: StackPaths, info: StackInfo) -> None:
     paths.home.mkdir(parents=True, exist_ok=True)
     tmp = paths.stack_file.with_suffix(".tmp")
-    _write_private(tmp, json.dumps(info.to_json(), indent=2) + "\n")  # it holds the NATS token
+    _write_private(tmp, json.dumps(info.to_json(), indent=2) + "\n")  # it holds the tokens
     os.replace(tmp, paths.stack_file)
 
 
@@ -502,8 +521,11 @@ def start_stack(
 
     notify = on_status or (lambda _name, _state: None)
     token = secrets.token_urlsafe(24)
-    # The services read the token from their environment (a command line is visible to every user).
-    env = {**os.environ, **(extra_env or {}), "UCODER_NATS_TOKEN": token}
+    # Another local user's process may reach loopback too: every gRPC API but health asks for
+    # this token (the CLI, benches and tests read it from the 0600 stack.json).
+    grpc_token = secrets.token_urlsafe(24)
+    # The services read the tokens from their environment (a command line is visible to every user).
+    env = {**os.environ, **(extra_env or {}), "UCODER_NATS_TOKEN": token, "UCODER_GRPC_TOKEN": grpc_token}
     paths.home.mkdir(parents=True, exist_ok=True)
     paths.logs.mkdir(parents=True, exist_ok=True)
     paths.run.mkdir(parents=True, exist_ok=True)
@@ -519,6 +541,7 @@ def start_stack(
         model=model,
         nats=_process_info(NATS, nats_proc, nats_port, monitor_port, paths.log_file(NATS)),
         nats_token=token,
+        grpc_token=grpc_token,
     )
     _write_stack(paths, info)
     notify(NATS, "starting")

@@ -3,9 +3,10 @@
 A service's `__main__` only says what it is made of (`ServiceParts`); `run_service`
 does the rest: load config (exit 2 with one line on a bad setting), log set-up, NATS
 connection and topology, gRPC server with grpc.health.v1 (NOT_SERVING until the
-service's `ready` hook returns), the /metrics endpoint, the JetStream workers, and a
-graceful stop on SIGTERM/SIGINT: health goes NOT_SERVING, workers stop fetching and
-finish in-flight jobs, the gRPC server drains, NATS drains.
+service's `ready` hook returns; TLS and a bearer token when set, see ucoder_common.grpc_auth;
+undecodable requests are INVALID_ARGUMENT, ucoder_common.grpc_guard), the /metrics endpoint,
+the JetStream workers, and a graceful stop on SIGTERM/SIGINT: health goes NOT_SERVING, workers
+stop fetching and finish in-flight jobs, the gRPC server drains, NATS drains.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from ucoder_common.bus import Bus, JetStreamWorker
+from ucoder_common import grpc_auth
+from ucoder_common.bus import Bus, JetStreamWorker, NatsAuth
 from ucoder_common.config import ConfigError, ConfigT, ServiceConfig, load_config
+from ucoder_common.grpc_guard import DecodeGuard
 from ucoder_common.logs import configure_logging
 from ucoder_common.metrics import start_metrics_server
 
@@ -58,25 +61,58 @@ class ServiceParts:
 
 
 def build_server(
-    cfg: ServiceConfig, bindings: Sequence[GrpcBinding], health: HealthServicer
+    cfg: ServiceConfig,
+    bindings: Sequence[GrpcBinding],
+    health: HealthServicer,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """An aio gRPC server with the services and health registered, bound to cfg's address.
 
-    Returns the server (not started) and the bound port (cfg.grpc_port 0 picks a free one).
+    TLS when cfg has grpc_tls_cert/key (`credentials`, when given, are those already read), and
+    the bearer-token check when cfg has grpc_token (ucoder_common.grpc_auth). Returns the server
+    (not started) and the bound port (cfg.grpc_port 0 picks a free one).
     """
+    credentials = credentials or grpc_auth.server_credentials(cfg)
     server = grpc.aio.server(
+        # The token check first: an unauthenticated call is refused before anything is decoded.
+        interceptors=[*grpc_auth.server_interceptors(cfg), DecodeGuard()],
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ]
+        ],
     )
     for binding in bindings:
         binding.add_to_server(binding.servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    port = server.add_insecure_port(f"{cfg.grpc_host}:{cfg.grpc_port}")
+    address = f"{cfg.grpc_host}:{cfg.grpc_port}"
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
-        raise OSError(f"grpc_port: cannot bind {cfg.grpc_host}:{cfg.grpc_port}")
+        raise OSError(f"grpc_port: cannot bind {address}")
     return server, port
+
+
+def build_health_server(cfg: ServiceConfig, health: HealthServicer) -> tuple[grpc.aio.Server, int] | None:
+    """The plaintext grpc.health.v1-only server on cfg.grpc_health_port (None when -1): Kubernetes
+    gRPC probes cannot speak TLS, and health needs no credential."""
+    if cfg.grpc_health_port < 0:
+        return None
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_insecure_port(f"{cfg.grpc_host}:{cfg.grpc_health_port}")
+    if port == 0:
+        raise OSError(f"grpc_health_port: cannot bind {cfg.grpc_host}:{cfg.grpc_health_port}")
+    return server, port
+
+
+def _warn_if_open(cfg: ServiceConfig) -> None:
+    if cfg.grpc_token or cfg.grpc_tls_client_ca:
+        return
+    if cfg.grpc_host in ("127.0.0.1", "::1", "localhost"):
+        return
+    log.warning(
+        "the gRPC API takes calls from anyone who can reach it: set grpc_token (and grpc_tls_cert/key)",
+        extra={"grpc_host": cfg.grpc_host},
+    )
 
 
 async def set_health(health: HealthServicer, names: Sequence[str], serving: bool) -> None:
@@ -100,15 +136,28 @@ async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitab
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    bus = await Bus.connect(cfg.nats_url, name=f"ucoder-{name}", token=cfg.nats_token)
+    # Unreadable TLS files or credentials stop start-up before anything is connected.
+    credentials = grpc_auth.server_credentials(cfg)
+    nats_auth = NatsAuth.from_config(cfg)
+    nats_auth.connect_options()
+    _warn_if_open(cfg)
+    bus = await Bus.connect(cfg.nats_url, name=f"ucoder-{name}", auth=nats_auth)
     parts = await build(cfg, bus)
     health = HealthServicer()
     names = [b.full_name for b in parts.bindings]
     await set_health(health, names, serving=False)
-    server, port = build_server(cfg, parts.bindings, health)
+    server, port = build_server(cfg, parts.bindings, health, credentials)
+    health_server = build_health_server(cfg, health)
+    health_port = health_server[1] if health_server else -1
     await server.start()
+    if health_server:
+        await health_server[0].start()
     metrics_port = start_metrics_server(cfg.grpc_host, cfg.metrics_port)
-    log.info("started", extra={"grpc_port": port, "metrics_port": metrics_port, "pid": os.getpid()})
+    ports = {"grpc_port": port, "metrics_port": metrics_port, "grpc_health_port": health_port}
+    log.info(
+        "started",
+        extra={**ports, "pid": os.getpid(), "tls": credentials is not None, "token": bool(cfg.grpc_token)},
+    )
 
     async def become_ready() -> None:
         if parts.ready is not None:
@@ -118,9 +167,7 @@ async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitab
             await worker.start()
         await set_health(health, names, serving=True)
         if cfg.ready_file:
-            _write_ready_file(
-                cfg.ready_file, {"grpc_port": port, "metrics_port": metrics_port, "pid": os.getpid()}
-            )
+            _write_ready_file(cfg.ready_file, {**ports, "pid": os.getpid()})
         log.info("serving", extra={"grpc_port": port})
 
     ready_task = asyncio.create_task(become_ready())
@@ -138,6 +185,8 @@ async def serve(name: str, cfg: ConfigT, build: Callable[[ConfigT, Bus], Awaitab
     for worker in parts.workers:
         await worker.stop(cfg.shutdown_grace_s)
     await server.stop(cfg.shutdown_grace_s)
+    if health_server:
+        await health_server[0].stop(0)
     for close in parts.close:
         try:
             await close()

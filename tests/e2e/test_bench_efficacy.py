@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
 
 from bench.efficacy import ARMS, CONSENSUS, NONE, RANDOM_SUCCESSFUL
@@ -75,7 +74,7 @@ def test_efficacy_runner_runs_every_arm_and_resumes_from_its_cache(
     (pool,) = rows[CONSENSUS]["pool_iterations"]
     (random_pool,) = rows[RANDOM_SUCCESSFUL]["pool_iterations"]
     assert random_pool["pool_iteration_id"] == pool["pool_iteration_id"]
-    with grpc.insecure_channel(info.orchestrator_address) as channel:
+    with info.channel("orchestrator") as channel:
         it = orchestrator_pb2_grpc.OrchestratorServiceStub(channel).GetIteration(
             orchestrator_pb2.GetIterationRequest(iteration_id=pool["pool_iteration_id"]), timeout=30
         )

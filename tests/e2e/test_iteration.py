@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 
-import grpc
 import pytest
 
 from ucoder_common import subjects
@@ -35,7 +34,7 @@ TERMINAL = {
 def orchestrator(
     stack: tuple[StackPaths, StackInfo],
 ) -> Iterator[orchestrator_pb2_grpc.OrchestratorServiceStub]:
-    with grpc.insecure_channel(stack[1].orchestrator_address) as channel:
+    with stack[1].channel("orchestrator") as channel:
         yield orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
 
 

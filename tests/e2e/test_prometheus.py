@@ -14,7 +14,6 @@ import json
 import math
 import time
 
-import grpc
 import pytest
 
 from scripts import gen_dashboard
@@ -65,7 +64,7 @@ def prom(prometheus: Prometheus | None, stack: tuple[StackPaths, StackInfo]) -> 
     """The session's Prometheus, once it holds the metrics of an iteration that executed candidates."""
     if prometheus is None:
         pytest.fail("prometheus not found: install the Debian prometheus package (make system-deps)")
-    with grpc.insecure_channel(stack[1].orchestrator_address) as channel:
+    with stack[1].channel("orchestrator") as channel:
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
         if not executed(stub):
             run_small_iterations(stub)

@@ -79,6 +79,14 @@ def deployments(docs: list[Manifest]) -> dict[str, Manifest]:
     return {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in find(docs, "Deployment")}
 
 
+def bundled_nats(scenario: str) -> bool:
+    return bool(scenario_values(scenario).get("nats", {}).get("enabled", True))
+
+
+def grpc_tls(scenario: str) -> bool:
+    return bool(scenario_values(scenario).get("grpcAuth", {}).get("tls", {}).get("enabled", False))
+
+
 def pod_specs(docs: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
     for d in docs:
         if d["kind"] == "Deployment":
@@ -91,7 +99,14 @@ def pod_specs(docs: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
 
 
 def test_there_are_the_scenarios_the_issue_names() -> None:
-    assert {"defaults", "gpu-pools", "external-nats", "autoscaled-executors", "monitoring"} <= set(SCENARIOS)
+    assert {
+        "defaults",
+        "gpu-pools",
+        "external-nats",
+        "autoscaled-executors",
+        "monitoring",
+        "production",
+    } <= set(SCENARIOS)
 
 
 def test_every_scenario_lints_clean(scenario: str) -> None:
@@ -145,20 +160,26 @@ def test_strict_validation_bites_on_an_unknown_field(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ objects
 
 
-def test_one_deployment_service_account_service_and_pdb_per_service(rendered: list[Manifest]) -> None:
+def test_one_deployment_service_account_service_and_pdb_per_service(
+    rendered: list[Manifest], scenario: str
+) -> None:
     for kind in ("Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy"):
         names = sorted(d["metadata"]["name"] for d in find(rendered, kind))
-        assert names == sorted(f"ucoder-{s}" for s in SERVICES), kind
+        expected = [f"ucoder-{s}" for s in SERVICES]
+        if kind == "NetworkPolicy" and bundled_nats(scenario):
+            expected.append("ucoder-nats-ingress")  # the bundled NATS's ingress
+        assert names == sorted(expected), kind
+    tls = grpc_tls(scenario)
     for service, deployment in deployments(rendered).items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert labels["app.kubernetes.io/part-of"] == "ucoder"
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == service
         service_obj = one(rendered, "Service", f"ucoder-{service}")
-        assert {p["name"]: p["port"] for p in service_obj["spec"]["ports"]} == {
-            "grpc": 50051,
-            "metrics": 9090,
-        }
+        expected_ports = {"grpc": 50051, "metrics": 9090}
+        if tls and service == "orchestrator":
+            expected_ports["grpc-health"] = 50052
+        assert {p["name"]: p["port"] for p in service_obj["spec"]["ports"]} == expected_ports
 
 
 def test_every_container_is_non_root_with_a_read_only_root_filesystem(rendered: list[Manifest]) -> None:
@@ -181,13 +202,16 @@ def test_every_container_is_non_root_with_a_read_only_root_filesystem(rendered: 
             assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, where
 
 
-def test_every_service_has_grpc_probes_on_its_grpc_port(rendered: list[Manifest]) -> None:
+def test_every_service_has_grpc_probes_on_its_grpc_port(rendered: list[Manifest], scenario: str) -> None:
     for service, deployment in deployments(rendered).items():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        # An orchestrator serving TLS is probed on its plaintext health-only port (kubelet's
+        # gRPC probes cannot speak TLS).
+        tls = grpc_tls(scenario) and service == "orchestrator"
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"]["port"] == 50051, (service, probe)
+            assert container[probe]["grpc"]["port"] == (50052 if tls else 50051), (service, probe)
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports == {"grpc": 50051, "metrics": 9090}
+        assert ports == {"grpc": 50051, "metrics": 9090, **({"grpc-health": 50052} if tls else {})}
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["UCODER_GRPC_PORT"] == "50051" and env["UCODER_METRICS_PORT"] == "9090"
         assert env["UCODER_GRPC_HOST"] == "0.0.0.0"
@@ -296,7 +320,12 @@ def test_services_accept_only_their_callers(rendered: list[Manifest], scenario: 
     }
     extra = scenario_values(scenario).get("networkPolicy", {}).get("orchestratorFrom", [])
     for service in SERVICES:
-        grpc_rule, metrics_rule = _policy(rendered, service)["spec"]["ingress"]
+        rules = _policy(rendered, service)["spec"]["ingress"]
+        if grpc_tls(scenario) and service == "orchestrator":
+            grpc_rule, health_rule, metrics_rule = rules
+            assert health_rule == {"ports": [{"port": "grpc-health", "protocol": "TCP"}], "from": [test_peer]}
+        else:
+            grpc_rule, metrics_rule = rules
         assert grpc_rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]
         expected = [test_peer, *extra] if service == "orchestrator" else [test_peer]
         assert grpc_rule["from"] == expected, service
@@ -334,6 +363,7 @@ def test_executor_replicas_are_independent_and_autoscaled_when_asked(
         assert (meta["stream"], meta["consumer"]) == ("UCODER_WORK", "executor")
         assert meta["natsServerMonitoringEndpoint"] == f"ucoder-nats.{NAMESPACE}.svc:8222"
         assert meta["lagThreshold"] == str(scaling["lagThreshold"])
+        assert meta["account"] == scaling.get("natsAccount", "$G")
         assert scaled["metadata"]["labels"]["app.kubernetes.io/component"] == "executor"
     else:
         hpa = one(rendered, "HorizontalPodAutoscaler", "ucoder-executor")
@@ -383,12 +413,13 @@ def test_the_rendered_environment_is_valid_service_configuration(rendered: list[
     """Every UCODER_* variable the chart sets must be a setting the service accepts."""
     configs = _config_classes()
     for service, deployment in deployments(rendered).items():
+        # A value from a Secret (the NATS URL or a credential) stands in as a placeholder.
         env = {
-            e["name"]: e["value"]
+            e["name"]: e.get(
+                "value", "nats://from-a-secret:4222" if e["name"] == "UCODER_NATS_URL" else "secret"
+            )
             for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-            if "value" in e
         }
-        env.setdefault("UCODER_NATS_URL", "nats://from-a-secret:4222")
         try:
             cfg = load_config(configs[service], service, [], env)
         except ConfigError as exc:
@@ -448,7 +479,7 @@ def test_dashboard_configmap_carries_the_dashboard_json(rendered: list[Manifest]
     assert source["panels"], "the dashboard has no panels"
 
 
-def test_helm_tests_check_health_and_a_nats_round_trip(rendered: list[Manifest]) -> None:
+def test_helm_tests_check_health_and_a_nats_round_trip(rendered: list[Manifest], scenario: str) -> None:
     pods = {p["metadata"]["name"]: p for p in find(rendered, "Pod")}
     assert set(pods) == {"ucoder-test-health", "ucoder-test-nats-roundtrip"}
     for pod in pods.values():
@@ -457,7 +488,9 @@ def test_helm_tests_check_health_and_a_nats_round_trip(rendered: list[Manifest])
         assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "helm-test"
     health = pods["ucoder-test-health"]["spec"]["containers"][0]["command"]
     assert health[:4] == ["python", "-m", "ucoder_common.checks", "health"]
-    assert [a for a in health if a.endswith(":50051")] == [f"ucoder-{s}:50051" for s in SERVICES]
+    # An orchestrator serving TLS answers health on its plaintext health-only port.
+    ports = {s: 50052 if s == "orchestrator" and grpc_tls(scenario) else 50051 for s in SERVICES}
+    assert [a for a in health if a.startswith("ucoder-")] == [f"ucoder-{s}:{ports[s]}" for s in SERVICES]
     roundtrip = pods["ucoder-test-nats-roundtrip"]["spec"]["containers"][0]
     assert roundtrip["command"][3] == "nats-roundtrip"
     assert "UCODER_NATS_URL" in {e["name"] for e in roundtrip["env"]}
@@ -471,6 +504,168 @@ def test_notes_say_how_to_trigger_an_iteration_through_a_port_forward() -> None:
     assert "helm test ucoder -n ml" in notes
     unsandboxed = render({"executor": {"runtimeClassName": ""}})["ucoder/templates/NOTES.txt"]
     assert "NOT isolated" in unsandboxed
+
+
+# ------------------------------------------------------------------------------ who may talk to whom
+
+
+def _env(container: Manifest) -> dict[str, Manifest]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def _secret_ref(entry: Manifest) -> tuple[str, str]:
+    ref = entry["valueFrom"]["secretKeyRef"]
+    return ref["name"], ref["key"]
+
+
+def _nats_clients(docs: list[Manifest]) -> dict[str, Manifest]:
+    """Every container that talks to NATS: the services and the helm-test round trip, by pod name."""
+    clients = {name: spec for name, spec in pod_specs(docs) if not name.endswith("-test-health")}
+    assert len(clients) == len(SERVICES) + 1
+    return clients
+
+
+def test_defaults_carry_no_credential_and_no_tls() -> None:
+    docs = objects(render({}))
+    for name, spec in pod_specs(docs):
+        env = _env(spec["containers"][0])
+        assert not {
+            "UCODER_NATS_TOKEN",
+            "UCODER_NATS_USER",
+            "UCODER_GRPC_TOKEN",
+            "UCODER_GRPC_TLS_CERT",
+        } & set(env)
+        assert not {"nats-tls", "grpc-tls"} & {v["name"] for v in spec.get("volumes", [])}, name
+
+
+def test_the_production_example_takes_every_credential_from_secrets() -> None:
+    values = scenario_values("production")
+    docs = objects(render(values))
+    for name, spec in _nats_clients(docs).items():
+        (container,) = spec["containers"]
+        env = _env(container)
+        # NATS: the token from the Secret (never a literal value), over TLS with the mounted CA.
+        assert _secret_ref(env["UCODER_NATS_TOKEN"]) == ("ucoder-nats-auth", "token"), name
+        assert "value" not in env["UCODER_NATS_TOKEN"]
+        assert env["UCODER_NATS_URL"]["value"] == "tls://ucoder-nats:4222", name
+        assert env["UCODER_NATS_TLS_CA"]["value"] == "/etc/ucoder/nats-tls/ca.crt"
+        assert {"name": "nats-tls", "mountPath": "/etc/ucoder/nats-tls", "readOnly": True} in container[
+            "volumeMounts"
+        ]
+        volume = next(v for v in spec["volumes"] if v["name"] == "nats-tls")
+        assert volume["secret"]["secretName"] == "ucoder-nats-ca"
+    for service, deployment in deployments(docs).items():
+        spec = deployment["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        env = _env(container)
+        # Every service checks the bearer token; only the orchestrator serves TLS.
+        assert _secret_ref(env["UCODER_GRPC_TOKEN"]) == ("ucoder-grpc-token", "token"), service
+        if service != "orchestrator":
+            assert "UCODER_GRPC_TLS_CERT" not in env and "grpc-tls" not in {
+                v["name"] for v in spec["volumes"]
+            }
+            continue
+        assert env["UCODER_GRPC_TLS_CERT"]["value"] == "/etc/ucoder/grpc-tls/tls.crt"
+        assert env["UCODER_GRPC_TLS_KEY"]["value"] == "/etc/ucoder/grpc-tls/tls.key"
+        assert env["UCODER_GRPC_HEALTH_PORT"]["value"] == "50052"
+        assert "UCODER_GRPC_TLS_CLIENT_CA" not in env
+        volume = next(v for v in spec["volumes"] if v["name"] == "grpc-tls")
+        assert volume["secret"]["secretName"] == "ucoder-orchestrator-tls"
+    # The bundled NATS is told to require the same token, read from the same Secret.
+    assert values["nats"]["config"]["merge"]["authorization"]["token"] == "<< $UCODER_NATS_TOKEN >>"
+    server_env = values["nats"]["container"]["env"]["UCODER_NATS_TOKEN"]
+    assert server_env["valueFrom"]["secretKeyRef"] == {"name": "ucoder-nats-auth", "key": "token"}
+
+
+def test_nats_user_and_password_and_mutual_tls_come_from_secrets() -> None:
+    docs = objects(
+        render(
+            {
+                "nats": {"enabled": False},
+                "externalNats": {"url": "tls://nats.infra:4222"},
+                "natsAuth": {
+                    "type": "user",
+                    "existingSecret": "nats-user",
+                    "userKey": "name",
+                    "tls": {"enabled": True, "secretName": "nats-client", "clientCertificate": True},
+                },
+                "grpcAuth": {"tls": {"enabled": True, "secretName": "orch-tls", "clientCA": True}},
+            }
+        )
+    )
+    for name, spec in _nats_clients(docs).items():
+        env = _env(spec["containers"][0])
+        assert _secret_ref(env["UCODER_NATS_USER"]) == ("nats-user", "name"), name
+        assert _secret_ref(env["UCODER_NATS_PASSWORD"]) == ("nats-user", "password"), name
+        assert "UCODER_NATS_TOKEN" not in env
+        assert env["UCODER_NATS_URL"]["value"] == "tls://nats.infra:4222"
+        assert env["UCODER_NATS_TLS_CERT"]["value"] == "/etc/ucoder/nats-tls/tls.crt"
+        assert env["UCODER_NATS_TLS_KEY"]["value"] == "/etc/ucoder/nats-tls/tls.key"
+    orchestrator = _env(deployments(docs)["orchestrator"]["spec"]["template"]["spec"]["containers"][0])
+    assert orchestrator["UCODER_GRPC_TLS_CLIENT_CA"]["value"] == "/etc/ucoder/grpc-tls/ca.crt"
+    assert "UCODER_GRPC_TOKEN" not in orchestrator  # mutual TLS alone
+    assert not find(docs, "NetworkPolicy", "ucoder-nats-ingress")  # an external NATS is not ours to fence
+
+
+def _selects(selector: Manifest, labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def test_nats_accepts_only_ucoder_pods_and_its_own_keda_and_prometheus_on_the_monitor(
+    rendered: list[Manifest], scenario: str
+) -> None:
+    if not bundled_nats(scenario):
+        assert not find(rendered, "NetworkPolicy", "ucoder-nats-ingress")
+        return
+    values = scenario_values(scenario)
+    policy = one(rendered, "NetworkPolicy", "ucoder-nats-ingress")["spec"]
+    nats_pod = {"app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": RELEASE}
+    assert policy["podSelector"] == {"matchLabels": nats_pod} and policy["policyTypes"] == ["Ingress"]
+    client_rule, *monitor_rules = policy["ingress"]
+    assert client_rule["ports"] == [{"port": 4222, "protocol": "TCP"}]
+    # Every pod of this release that talks to NATS is admitted on the client port ...
+    for name, _spec in _nats_clients(rendered).items():
+        pod = next(d for d in rendered if d["metadata"]["name"] == name)
+        labels = (
+            pod["spec"]["template"]["metadata"]["labels"]
+            if pod["kind"] == "Deployment"
+            else pod["metadata"]["labels"]
+        )
+        assert any(_selects(peer["podSelector"], labels) for peer in client_rule["from"]), name
+    # ... and so are NATS's own pods (nats-box); nothing from other namespaces or releases.
+    assert any(_selects(peer["podSelector"], nats_pod) for peer in client_rule["from"])
+    other_release = {"app.kubernetes.io/part-of": "ucoder", "app.kubernetes.io/instance": "other"}
+    assert not any(_selects(peer["podSelector"], other_release) for peer in client_rule["from"])
+    assert all(set(peer) == {"podSelector"} for peer in client_rule["from"])
+    # The monitoring port: the KEDA operator only when KEDA scales the executor, and Prometheus.
+    scaling = values.get("executor", {}).get("autoscaling", {})
+    keda = scaling.get("enabled") and scaling.get("kind", "keda") == "keda"
+    by_port = {tuple(p["port"] for p in rule["ports"]): rule["from"] for rule in monitor_rules}
+    keda_peer = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "keda-operator"}},
+    }
+    assert (by_port.get((8222,)) == [keda_peer]) if keda else ((8222,) not in by_port)
+    assert by_port[(8222, 7777)] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+
+
+def test_the_keda_account_is_a_value() -> None:
+    docs = objects(
+        render({"executor": {"autoscaling": {"enabled": True, "kind": "keda", "natsAccount": "ACCOUNT_A"}}})
+    )
+    (trigger,) = one(docs, "ScaledObject", "ucoder-executor")["spec"]["triggers"]
+    assert trigger["metadata"]["account"] == "ACCOUNT_A"
+
+
+def test_credentials_without_their_secret_fail_naming_the_value() -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"natsAuth\.existingSecret: name the Secret"):
+        render({"natsAuth": {"type": "token"}})
+    with pytest.raises(helm.HelmRenderError, match=r"natsAuth\.tls\.secretName"):
+        render({"natsAuth": {"tls": {"enabled": True}}})
+    with pytest.raises(helm.HelmRenderError, match=r"grpcAuth\.tls\.secretName"):
+        render({"grpcAuth": {"tls": {"enabled": True}}})
 
 
 # ------------------------------------------------------------------------------ bad values
@@ -488,6 +683,10 @@ def test_notes_say_how_to_trigger_an_iteration_through_a_port_forward() -> None:
         ({"externalNats": {"url": "http://nats:4222"}}, "/externalNats/url"),
         ({"orchestrator": {"settings": {"log-level": "x"}}}, "/orchestrator/settings"),
         ({"cache": {"type": "hostPath"}}, "/cache/type"),
+        ({"natsAuth": {"type": "creds"}}, "/natsAuth/type"),
+        ({"grpcAuth": {"token": {"secret": "x"}}}, "additional properties 'secret' not allowed"),
+        ({"networkPolicy": {"natsMonitorPort": 0}}, "/networkPolicy/natsMonitorPort"),
+        ({"executor": {"autoscaling": {"natsAccount": ""}}}, "/executor/autoscaling/natsAccount"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(values: dict[str, Any], message: str) -> None:

@@ -3,6 +3,7 @@ stack: NATS, the executor (gVisor) and the clusterer as processes on loopback.""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,9 +25,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
         stop_stack(paths)
 
 
-def run_checks(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_checks(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("UCODER_NATS_")} | env
     return subprocess.run(
-        [sys.executable, "-m", "ucoder_common.checks", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "ucoder_common.checks", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environ,
     )
 
 
@@ -53,6 +59,26 @@ def test_nats_round_trip_runs_a_program_on_the_executor(stack: StackInfo) -> Non
     proc = run_checks("nats-roundtrip", "--nats-url", stack.nats_url, "--timeout", "60")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("ok   nats round trip to the executor: add(1, 2) == 3 on backend")
+
+
+def test_nats_round_trip_presents_the_credential_from_the_environment(stack: StackInfo) -> None:
+    # As in the helm-test pod: the URL carries no credential, the token comes from a Secret as
+    # UCODER_NATS_TOKEN (the services' own setting).
+    proc = run_checks(
+        "nats-roundtrip",
+        "--nats-url",
+        stack.nats_address,
+        "--timeout",
+        "60",
+        UCODER_NATS_TOKEN=stack.nats_token,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    refused = run_checks("nats-roundtrip", "--nats-url", stack.nats_address, "--timeout", "5")
+    assert refused.returncode == 1
+    assert refused.stdout.startswith("FAIL nats round trip to the executor: cannot connect")
+    assert "authorization" in refused.stdout.lower(), refused.stdout
+    bad = run_checks("nats-roundtrip", "--nats-url", stack.nats_address, UCODER_NATS_PASSWORD="p")
+    assert bad.returncode == 2 and bad.stdout == "FAIL settings: nats_password: needs nats_user\n"
 
 
 def test_nats_round_trip_fails_without_an_executor(tmp_path_factory: pytest.TempPathFactory) -> None:

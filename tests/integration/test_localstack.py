@@ -67,6 +67,7 @@ def test_start_status_stop(paths: StackPaths) -> None:
     raw = json.loads(paths.stack_file.read_text())
     assert raw["nats_url"] == info.nats_address  # shown without the token, which has its own field
     assert raw["nats_token"] == info.nats_token and info.nats_url.startswith(f"nats://{info.nats_token}@")
+    assert raw["grpc_token"] == info.grpc_token and info.grpc_token != info.nats_token
     assert set(raw["services"]) == {"alpha", "beta"}
     assert raw["services"]["alpha"]["pid"] == info.services["alpha"].pid
     assert read_stack(paths) == info

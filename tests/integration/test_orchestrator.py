@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import nats
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ucoder_common import subjects
+from ucoder_common import grpc_auth, grpc_health, subjects
 from ucoder_common.bus import Bus
+from ucoder_common.grpc_auth import ClientAuth
 from ucoder_common.localstack import StackInfo, StackPaths, start_stack, stop_stack
 from ucoder_common.pb import orchestrator_pb2, orchestrator_pb2_grpc, sampler_pb2
 
@@ -33,13 +35,16 @@ def orchestrator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
 
 @pytest.fixture(scope="module")
 def stub(orchestrator_stack: StackInfo) -> Iterator[orchestrator_pb2_grpc.OrchestratorServiceStub]:
-    with grpc.insecure_channel(orchestrator_stack.orchestrator_address) as channel:
+    with orchestrator_stack.channel("orchestrator") as channel:
         yield orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
 
 
 @pytest.fixture
 def orchestrator_nats(orchestrator_stack: StackInfo) -> str:
     return orchestrator_stack.nats_url
+
+
+LIST = orchestrator_pb2.ListIterationsRequest()
 
 
 def spec(**overrides: object) -> orchestrator_pb2.IterationSpec:
@@ -276,8 +281,76 @@ def test_the_token_is_in_no_command_line_and_no_world_readable_file(orchestrator
     for name in ("orchestrator",):
         cmdline = Path(f"/proc/{info.services[name].pid}/cmdline").read_bytes()
         assert info.nats_token.encode() not in cmdline
+        assert info.grpc_token.encode() not in cmdline
     assert info.nats_token.encode() not in Path(f"/proc/{info.nats.pid}/cmdline").read_bytes()
     home = Path(info.home)
     for private in (home / "stack.json", home / "nats.conf"):
         assert info.nats_token in private.read_text()
         assert private.stat().st_mode & 0o077 == 0, oct(private.stat().st_mode)
+    assert info.grpc_token in (home / "stack.json").read_text()
+    assert info.grpc_token != info.nats_token  # a gRPC client needs no access to NATS
+
+
+def guarded_calls(stub: orchestrator_pb2_grpc.OrchestratorServiceStub) -> list[Callable[[], object]]:
+    """Reading, starting, cancelling and a server stream: all refused without the token."""
+    cancel = orchestrator_pb2.CancelIterationRequest(iteration_id="20990101-000000-ffffff")
+    return [
+        lambda: stub.ListIterations(LIST, timeout=10),
+        lambda: stub.StartIteration(orchestrator_pb2.StartIterationRequest(spec=spec()), timeout=10),
+        lambda: stub.CancelIteration(cancel, timeout=10),
+        lambda: list(
+            stub.WatchIteration(orchestrator_pb2.WatchIterationRequest(iteration_id="x"), timeout=10)
+        ),
+        lambda: stub.GetReport(orchestrator_pb2.GetReportRequest(iteration_id="x"), timeout=10),
+    ]
+
+
+def test_the_api_refuses_a_caller_without_the_stack_token(orchestrator_stack: StackInfo) -> None:
+    # Found from outside (issue 15): any local process could call StartIteration, CancelIteration
+    # or Train. Every call but health now needs the stack's token.
+    info = orchestrator_stack
+    address = info.orchestrator_address
+    assert info.grpc_token
+    with info.channel("orchestrator") as channel:
+        before = len(orchestrator_pb2_grpc.OrchestratorServiceStub(channel).ListIterations(LIST).iterations)
+    for auth, reason in (
+        (ClientAuth(), "requires a token"),
+        (ClientAuth(token="guessed-token"), "wrong token"),
+    ):
+        with grpc_auth.channel(address, auth) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+            for call in guarded_calls(stub):
+                with pytest.raises(grpc.RpcError) as caught:
+                    call()
+                assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, caught.value
+                assert reason in (caught.value.details() or "")
+            # Health stays open: probes, `ucoder status` and the helm test carry no token.
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    # The wire format any client can send (grpcurl -H 'authorization: Bearer ...').
+    with grpc.insecure_channel(address) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+        listed = stub.ListIterations(
+            LIST, metadata=[("authorization", f"Bearer {info.grpc_token}")], timeout=10
+        )
+    assert len(listed.iterations) == before  # the refused StartIteration started nothing
+    assert grpc_health.check(address, 5.0)[0] == "SERVING"
+
+
+async def test_an_asyncio_channel_sends_the_token_on_every_kind_of_call(
+    orchestrator_stack: StackInfo,
+) -> None:
+    # grpc.aio files a client interceptor under one kind of call only: unary and server-stream
+    # calls must both carry the token.
+    channel = orchestrator_stack.aio_channel("orchestrator")
+    try:
+        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+        await stub.ListIterations(LIST, timeout=10)
+        watch = stub.WatchIteration(
+            orchestrator_pb2.WatchIterationRequest(iteration_id="20990101-000000-ffffff"), timeout=10
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            _ = [event async for event in watch]
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND  # past the token check
+    finally:
+        await channel.close()

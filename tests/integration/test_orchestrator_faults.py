@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from services.orchestrator.app import FAULT_KILL_ENV
@@ -81,6 +80,7 @@ def restart_orchestrator(paths: StackPaths, info: StackInfo) -> subprocess.Popen
     )
     env = {k: v for k, v in os.environ.items() if k != FAULT_KILL_ENV} | PLAYED_ENV
     env["UCODER_NATS_TOKEN"] = info.nats_token
+    env["UCODER_GRPC_TOKEN"] = info.grpc_token
     with open(paths.log_file("orchestrator"), "ab") as log:
         proc = subprocess.Popen(
             cmd,
@@ -136,7 +136,7 @@ async def test_killed_between_the_problem_write_and_the_summary_the_totals_still
     bus = await Bus.connect(info.nats_url, name="fault-test")
     restarted: subprocess.Popen[bytes] | None = None
     try:
-        with grpc.insecure_channel(info.orchestrator_address) as channel:
+        with info.channel("orchestrator") as channel:
             spec = orchestrator_pb2.IterationSpec(
                 num_problems=len(PROBLEMS),
                 tests_per_problem=len(TESTS),
@@ -178,7 +178,7 @@ async def test_killed_between_the_problem_write_and_the_summary_the_totals_still
 
         restarted = restart_orchestrator(paths, info)
         await answer(bus, "sampler", sampler_answer(iteration_id, PROBLEMS[1]), PROBLEMS[1].problem_id)
-        with grpc.insecure_channel(info.orchestrator_address) as channel:
+        with info.channel("orchestrator") as channel:
             stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
             deadline = time.monotonic() + 180
             while True:

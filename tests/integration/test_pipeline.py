@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import grpc
 import pytest
 
 from tests.stage_player import answer, played_stack, take_job
@@ -62,7 +61,7 @@ async def bus(stack: StackInfo) -> AsyncIterator[Bus]:
 
 
 async def test_one_problem_fails_the_rest_completes(stack: StackInfo, bus: Bus) -> None:
-    channel = grpc.aio.insecure_channel(stack.orchestrator_address)
+    channel = stack.aio_channel("orchestrator")
     stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
     spec = orchestrator_pb2.IterationSpec(
         num_problems=2,
@@ -167,7 +166,7 @@ async def test_adaptive_sampling_draws_rounds_until_the_consensus_is_settled(
     """Rounds of 4 out of a budget of 32: after every round the real executor runs only the new
     candidates and the real clusterer decides whether to sample more; identical behaviour in
     every round settles the decision once the warm-up (16 samples) is over."""
-    channel = grpc.aio.insecure_channel(stack.orchestrator_address)
+    channel = stack.aio_channel("orchestrator")
     stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
     spec = orchestrator_pb2.IterationSpec(
         num_problems=1,

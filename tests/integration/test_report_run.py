@@ -215,7 +215,7 @@ def metric(stack: StackInfo, name: str) -> float:
 async def test_a_three_iteration_run_reports_diversity_consensus_and_warnings(
     stack: StackInfo, bus: Bus, tmp_path: Path
 ) -> None:
-    channel = grpc.aio.insecure_channel(stack.orchestrator_address)
+    channel = stack.aio_channel("orchestrator")
     stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
     warnings_before = {
         code: metric(stack, f'ucoder_orchestrator_report_warnings_total{{code="{code}"}}')

@@ -66,11 +66,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* UCODER_NATS_URL: the bundled NATS, an external URL, or a key of an existing Secret. */}}
+{{/* UCODER_NATS_URL (the bundled NATS, an external URL, or a key of an existing Secret), then
+the NATS credential and TLS files of natsAuth. */}}
 {{- define "ucoder.natsEnv" -}}
 - name: UCODER_NATS_URL
 {{- if .Values.nats.enabled }}
-  value: {{ printf "nats://%s:4222" (include "ucoder.natsHost" .) | quote }}
+  value: {{ printf "%s://%s:4222" (ternary "tls" "nats" .Values.natsAuth.tls.enabled) (include "ucoder.natsHost" .) | quote }}
 {{- else if .Values.externalNats.existingSecret }}
   valueFrom:
     secretKeyRef:
@@ -80,6 +81,69 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.externalNats.url | quote }}
 {{- else }}
 {{- fail "nats: set nats.enabled=true, externalNats.url or externalNats.existingSecret" }}
+{{- end }}
+{{- $auth := .Values.natsAuth }}
+{{- if ne $auth.type "none" }}
+{{- $secret := required (printf "natsAuth.existingSecret: name the Secret that holds the NATS %s" $auth.type) $auth.existingSecret }}
+{{- if eq $auth.type "token" }}
+- name: UCODER_NATS_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ $secret | quote }}, key: {{ $auth.tokenKey | quote }}}
+{{- else }}
+- name: UCODER_NATS_USER
+  valueFrom:
+    secretKeyRef: {name: {{ $secret | quote }}, key: {{ $auth.userKey | quote }}}
+- name: UCODER_NATS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret | quote }}, key: {{ $auth.passwordKey | quote }}}
+{{- end }}
+{{- end }}
+{{- if $auth.tls.enabled }}
+- {name: UCODER_NATS_TLS_CA, value: {{ printf "/etc/ucoder/nats-tls/%s" $auth.tls.caKey | quote }}}
+{{- if $auth.tls.clientCertificate }}
+- {name: UCODER_NATS_TLS_CERT, value: /etc/ucoder/nats-tls/tls.crt}
+- {name: UCODER_NATS_TLS_KEY, value: /etc/ucoder/nats-tls/tls.key}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The mount of natsAuth's TLS Secret (empty without NATS TLS). */}}
+{{- define "ucoder.natsVolumeMounts" -}}
+{{- if .Values.natsAuth.tls.enabled }}
+- {name: nats-tls, mountPath: /etc/ucoder/nats-tls, readOnly: true}
+{{- end }}
+{{- end }}
+
+{{- define "ucoder.natsVolumes" -}}
+{{- if .Values.natsAuth.tls.enabled }}
+- name: nats-tls
+  secret:
+    secretName: {{ required "natsAuth.tls.secretName: name the Secret that holds the NATS CA" .Values.natsAuth.tls.secretName | quote }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{/* Whether the orchestrator serves gRPC over TLS ("true" or ""). */}}
+{{- define "ucoder.grpcTLS" -}}
+{{- if .Values.grpcAuth.tls.enabled }}true{{ end }}
+{{- end }}
+
+{{/* gRPC authentication of one service: (dict "root" $ "service" "orchestrator"). Every service
+checks the token; the orchestrator serves TLS, its probes use the plaintext health-only port. */}}
+{{- define "ucoder.grpcAuthEnv" -}}
+{{- $grpc := .root.Values.grpcAuth }}
+{{- with $grpc.token.existingSecret }}
+- name: UCODER_GRPC_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: {{ $grpc.token.key | quote }}}
+{{- end }}
+{{- if and (eq .service "orchestrator") $grpc.tls.enabled }}
+- {name: UCODER_GRPC_TLS_CERT, value: /etc/ucoder/grpc-tls/tls.crt}
+- {name: UCODER_GRPC_TLS_KEY, value: /etc/ucoder/grpc-tls/tls.key}
+{{- if $grpc.tls.clientCA }}
+- {name: UCODER_GRPC_TLS_CLIENT_CA, value: /etc/ucoder/grpc-tls/ca.crt}
+{{- end }}
+- {name: UCODER_GRPC_HEALTH_PORT, value: "50052"}
 {{- end }}
 {{- end }}
 
