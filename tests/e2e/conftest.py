@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,15 +21,31 @@ SCRAPE_INTERVAL = "1s"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackPaths, StackInfo]]:
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stack's UCODER_CACHE_DIR, empty when the stack starts: the sampler and the trainer
+    start at the same moment and both build the default model into it, as on a newcomer's first
+    `make run` (issue 15: that race once failed the first run). One builds under the lock, the
+    other waits for it (test_first_start.py checks what they left)."""
+    return tmp_path_factory.mktemp("ucoder-cache")
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: Path
+) -> Iterator[tuple[StackPaths, StackInfo]]:
     paths = StackPaths(tmp_path_factory.mktemp("ucoder-home"))
+    cache = model_cache
     # The e2e iterations are tiny (a few problems, 2-4 samples of the weak default model): at the
     # clusterer's calibrated confidence threshold (0.95) they would select, and so train, nothing.
     # Abstention is covered by the clusterer's tests and bench/consensus.py. The mutation fill
     # (off by default) is turned on so that test_iteration checks it on the real path.
     info = start_stack(
         paths,
-        extra_env={"UCODER_CLUSTERER_DEFAULT_MIN_CONFIDENCE": "0", "UCODER_TESTSYNTH_MUTATION_FILL": "1"},
+        extra_env={
+            "UCODER_CACHE_DIR": str(cache),
+            "UCODER_CLUSTERER_DEFAULT_MIN_CONFIDENCE": "0",
+            "UCODER_TESTSYNTH_MUTATION_FILL": "1",
+        },
         timeout_s=900,
     )
     try:
