@@ -168,7 +168,8 @@ async def test_a_job_past_its_deadline_is_dead_lettered_at_once(bus: Bus, stage:
         bus, stage, testsynth_pb2.SynthesizeTestsRequest, testsynth_pb2.SynthesizeTestsResponse, process
     )
     await worker.start()
-    await bus.publish(subjects.work_subject(stage), request("slow"), msg_id="job-slow")
+    # Message ids are deduplicated across the work stream: one of its own.
+    await bus.publish(subjects.work_subject(stage), request("slow"), msg_id="job-past-deadline")
     answers = await collect(bus, subjects.result_subject(stage), 1, timeout_s=5.0)
     dead = await collect(bus, subjects.dlq_subject(stage), 1, timeout_s=5.0)
     await asyncio.sleep(0.5)
